@@ -1,0 +1,49 @@
+# msfreq: every target sets itself up on a fresh machine (creates .venv, installs what it needs).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+DEMO_OUT := demo_output
+
+.PHONY: demo test lint bench samples clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,plot]'
+	touch $@
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,plot,bench]'
+	-$(BIN)/python -m pip install --quiet essentia || echo "essentia does not install here; the benchmark skips it"
+	touch $@
+
+## demo: encode the shipped samples, inspect one, decode them all, report the quality
+demo: $(STAMP)
+	rm -rf $(DEMO_OUT)
+	$(BIN)/msfreq encode sample_audio -o $(DEMO_OUT)/encoded
+	$(BIN)/msfreq inspect $(DEMO_OUT)/encoded/gliding_raga.h5 --plot $(DEMO_OUT)/gliding_raga.png
+	$(BIN)/msfreq inspect $(DEMO_OUT)/encoded
+	$(BIN)/msfreq decode $(DEMO_OUT)/encoded -o $(DEMO_OUT)/decoded
+	$(BIN)/python examples/roundtrip_quality.py sample_audio $(DEMO_OUT)/decoded
+
+## test: lint and the whole test suite
+test: $(STAMP)
+	$(BIN)/ruff check msfreq tests examples sample_audio
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check msfreq tests examples sample_audio
+
+## bench: msfreq against librosa (and Essentia when it installs); writes benchmarks/RESULTS.md
+bench: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/run.py
+
+samples: $(STAMP)
+	$(BIN)/python sample_audio/make_samples.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache

@@ -1,0 +1,24 @@
+"""msfreq: invertible multi-scale (octave-by-octave constant-Q) audio representation."""
+
+from msfreq.errors import AudioError, FormatError, MsfreqError, ParameterError
+from msfreq.params import TransformParams
+from msfreq.representation import Representation, decode, encode
+from msfreq.store import load, read_header, save, verify
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "AudioError",
+    "FormatError",
+    "MsfreqError",
+    "ParameterError",
+    "Representation",
+    "TransformParams",
+    "decode",
+    "encode",
+    "load",
+    "read_header",
+    "save",
+    "verify",
+]

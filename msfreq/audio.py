@@ -1,0 +1,316 @@
+"""Reading and writing sound through soundfile (libsndfile), exactly.
+
+Integer PCM is read as ``int32`` and scaled by ``2**-31`` (exact in float64 and, for up to
+24 bits, in float32), and written back by rounding to the source's bit depth, so a 16-bit
+file that goes through msfreq comes back sample-for-sample identical.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from msfreq.errors import AudioError
+from msfreq.store import atomic_path
+
+__all__ = [
+    "AudioInfo",
+    "probe",
+    "AudioReader",
+    "AudioWriter",
+    "output_format",
+    "quantize",
+    "LOSSY_SUBTYPES",
+    "AUDIO_SUFFIXES",
+]
+
+#: Subtypes whose decoded samples are not the original signal (re-encoding loses more).
+LOSSY_SUBTYPES = frozenset(
+    {"VORBIS", "OPUS", "MPEG_LAYER_I", "MPEG_LAYER_II", "MPEG_LAYER_III", "GSM610",
+     "G721_32", "G723_24", "G723_40", "IMA_ADPCM", "MS_ADPCM", "VOX_ADPCM", "NMS_ADPCM_16",
+     "NMS_ADPCM_24", "NMS_ADPCM_32"}
+)
+_FLOAT_SUBTYPES = {"FLOAT": np.float32, "DOUBLE": np.float64}
+#: Bit depth of integer subtypes whose samples are read exactly as int32.
+_INTEGER_BITS = {
+    "PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32, "ULAW": 16,
+    "ALAW": 16, "DWVW_12": 12, "DWVW_16": 16, "DWVW_24": 24, "DPCM_8": 8, "DPCM_16": 16,
+    "ALAC_16": 16, "ALAC_20": 20, "ALAC_24": 24, "ALAC_32": 32,
+}
+_SUFFIX_OF_FORMAT = {
+    "WAV": ".wav", "WAVEX": ".wav", "RF64": ".wav", "W64": ".w64", "FLAC": ".flac",
+    "AIFF": ".aiff", "AU": ".au", "CAF": ".caf", "OGG": ".ogg", "MP3": ".mp3", "IRCAM": ".sf",
+    "NIST": ".nist", "VOC": ".voc", "PAF": ".paf", "SVX": ".8svx", "W64X": ".w64",
+}
+#: File name endings taken as audio when a folder is searched.
+AUDIO_SUFFIXES = frozenset(
+    {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au",
+     ".snd", ".caf", ".w64", ".rf64", ".bwf", ".sf", ".voc", ".paf", ".8svx", ".iff", ".nist",
+     ".sph", ".mat", ".htk", ".sd2", ".xi", ".avr", ".wve", ".mpc", ".pvf", ".sds"}
+)
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What soundfile says of an audio file.
+
+    Attributes
+    ----------
+    path : Path
+    sample_rate, frames, channels : int
+    format, subtype : str
+        soundfile's names, e.g. ``"WAV"`` and ``"PCM_16"``.
+    """
+
+    path: Path
+    sample_rate: int
+    frames: int
+    channels: int
+    format: str
+    subtype: str
+
+    @property
+    def lossy(self) -> bool:
+        """Whether the file holds a lossy encoding (MP3, Vorbis, Opus, ADPCM ...)."""
+        return self.subtype in LOSSY_SUBTYPES
+
+    @property
+    def read_dtype(self) -> str:
+        """The dtype samples are read as: exact integers, or the stored floats."""
+        if self.subtype in _INTEGER_BITS:
+            return "int32"
+        if self.subtype == "DOUBLE":
+            return "float64"
+        return "float32"
+
+    @property
+    def checksum_of(self) -> str:
+        """What :class:`AudioReader`'s SHA-256 is computed over."""
+        return f"interleaved little-endian {self.read_dtype} samples as read by libsndfile"
+
+
+def _reason(error: BaseException) -> str:
+    """libsndfile's message without the file name it repeats (we name the file ourselves)."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if text.startswith("Error opening "):
+        text = text[len("Error opening "):]
+        if text.startswith("'") and "': " in text:
+            text = text.split("': ", 1)[1]
+    return text.strip().rstrip(".")
+
+
+def probe(path: str | os.PathLike) -> AudioInfo:
+    """Return the :class:`AudioInfo` of the audio file at ``path``.
+
+    Raises
+    ------
+    AudioError
+        If the file is missing or not audio that soundfile can read.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a folder, not an audio file")
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError, OSError) as error:
+        raise AudioError(f"{path}: not a readable audio file ({_reason(error)})") from None
+    if info.frames < 1 or info.frames >= 2**62:
+        raise AudioError(f"{path}: holds no samples (or an unknown number)")
+    if info.samplerate < 1 or info.channels < 1:
+        raise AudioError(f"{path}: invalid header ({info.samplerate} Hz, {info.channels} channels)")
+    return AudioInfo(
+        path=path,
+        sample_rate=int(info.samplerate),
+        frames=int(info.frames),
+        channels=int(info.channels),
+        format=str(info.format),
+        subtype=str(info.subtype),
+    )
+
+
+class AudioReader:
+    """Random-access reads of float samples, and a checksum of the samples read in order.
+
+    Parameters
+    ----------
+    info : AudioInfo
+
+    Notes
+    -----
+    ``read(a, b)`` returns float64 samples, shape ``(b - a, channels)``.  Samples are fed to
+    the SHA-256 the first time a read reaches them in order from the start, so a sweep of
+    (possibly overlapping) reads that covers the file yields the checksum of the whole file.
+    """
+
+    def __init__(self, info: AudioInfo) -> None:
+        self.info = info
+        self._hash = hashlib.sha256()
+        self._hashed = 0
+        try:
+            self._file = sf.SoundFile(str(info.path))
+        except (sf.LibsndfileError, RuntimeError, OSError) as error:
+            raise AudioError(f"{info.path}: cannot open ({_reason(error)})") from None
+
+    def __enter__(self) -> AudioReader:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._file.close()
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Return samples ``start:stop`` as float64, shape (stop - start, channels)."""
+        dtype = self.info.read_dtype
+        try:
+            self._file.seek(start)
+            raw = self._file.read(stop - start, dtype=dtype, always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as error:
+            raise AudioError(
+                f"{self.info.path}: read failed at frame {start} ({_reason(error)})"
+            ) from None
+        if raw.shape[0] != stop - start:
+            raise AudioError(
+                f"{self.info.path}: truncated: frames {start}:{stop} gave {raw.shape[0]} "
+                f"(the header says {self.info.frames})"
+            )
+        if start <= self._hashed < stop:
+            fresh = raw[self._hashed - start :]
+            self._hash.update(np.ascontiguousarray(fresh, dtype=fresh.dtype.newbyteorder("<")).tobytes())
+            self._hashed = stop
+        if dtype == "int32":
+            samples = raw * (1.0 / 2**31)
+        else:
+            samples = raw.astype(np.float64)
+        if not np.isfinite(samples).all():
+            raise AudioError(f"{self.info.path}: holds NaN or infinite samples near frame {start}")
+        return samples
+
+    def checksum(self) -> str | None:
+        """SHA-256 (hex) of all samples, or None if the reads did not cover the file."""
+        return self._hash.hexdigest() if self._hashed == self.info.frames else None
+
+
+def output_format(
+    source_format: str | None,
+    source_subtype: str | None,
+    *,
+    format: str | None = None,
+    subtype: str | None = None,
+    sample_rate: int,
+    channels: int,
+) -> tuple[str, str, str]:
+    """Choose the ``(format, subtype, suffix)`` that decoded audio is written as.
+
+    By default the source's format and subtype; a lossy source (or one libsndfile cannot
+    write) becomes 24-bit FLAC, or 32-bit float WAV where FLAC cannot hold the sample rate or
+    channel count.
+
+    Raises
+    ------
+    AudioError
+        If an explicitly asked ``format``/``subtype`` cannot be written.
+    """
+    if format is not None or subtype is not None:
+        chosen = (format or source_format or "WAV").upper()
+        if chosen not in sf.available_formats():
+            raise AudioError(f"unknown output format {format!r}; one of {sorted(sf.available_formats())}")
+        chosen_subtype = (subtype or sf.default_subtype(chosen) or "").upper()
+        if not sf.check_format(chosen, chosen_subtype):
+            raise AudioError(
+                f"format {chosen} cannot hold subtype {chosen_subtype}; one of "
+                f"{sorted(sf.available_subtypes(chosen))}"
+            )
+        return chosen, chosen_subtype, _SUFFIX_OF_FORMAT.get(chosen, "." + chosen.lower())
+    if (
+        source_format
+        and source_subtype
+        and source_subtype not in LOSSY_SUBTYPES
+        and sf.check_format(source_format, source_subtype)
+    ):
+        return source_format, source_subtype, _SUFFIX_OF_FORMAT.get(source_format, ".wav")
+    if sample_rate <= 655350 and channels <= 8:
+        return "FLAC", "PCM_24", ".flac"
+    return "WAV", "FLOAT", ".wav"
+
+
+def quantize(samples: np.ndarray, subtype: str) -> np.ndarray:
+    """Return ``samples`` (float, full scale 1) ready for soundfile to write as ``subtype``.
+
+    Integer subtypes are rounded to their bit depth, clipped, and returned as int32 with the
+    value in the top bits (as libsndfile reads them); float subtypes are returned as floats.
+    """
+    bits = _INTEGER_BITS.get(subtype)
+    if bits is None:
+        return samples.astype(_FLOAT_SUBTYPES.get(subtype, np.float32), copy=False)
+    scale = float(2 ** (bits - 1))
+    levels = np.clip(np.rint(np.asarray(samples, dtype=np.float64) * scale), -scale, scale - 1)
+    return levels.astype(np.int64).astype(np.int32) << (32 - bits)
+
+
+class AudioWriter:
+    """Write audio block by block to a temporary file, renamed into place at the end.
+
+    Parameters
+    ----------
+    path : path-like
+    sample_rate, channels : int
+    format, subtype : str
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, sample_rate: int, channels: int, format: str, subtype: str
+    ) -> None:
+        self.path = Path(path)
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.format = format
+        self.subtype = subtype
+        self._hash = hashlib.sha256()
+        self._atomic: contextlib.AbstractContextManager | None = None
+        self._file: sf.SoundFile | None = None
+
+    def __enter__(self) -> AudioWriter:
+        self._atomic = atomic_path(self.path)
+        temporary = self._atomic.__enter__()
+        try:
+            self._file = sf.SoundFile(
+                str(temporary), "w", samplerate=self.sample_rate, channels=self.channels,
+                format=self.format, subtype=self.subtype,
+            )
+        except BaseException as error:
+            self._atomic.__exit__(type(error), error, error.__traceback__)
+            if isinstance(error, (sf.LibsndfileError, RuntimeError, OSError)):
+                raise AudioError(f"{self.path}: cannot write {self.format}/{self.subtype} ({_reason(error)})") from None
+            raise
+        return self
+
+    def write(self, samples: np.ndarray) -> None:
+        """Append float samples, shape (frames, channels)."""
+        data = quantize(samples, self.subtype)
+        self._hash.update(np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<")).tobytes())
+        self._file.write(data)
+
+    def checksum(self) -> str:
+        """SHA-256 of the samples written, computed as :class:`AudioReader` does."""
+        return self._hash.hexdigest()
+
+    def __exit__(self, kind, error, traceback) -> None:
+        try:
+            self._file.close()
+        except Exception as close_error:  # a full disk shows up here
+            if error is None:
+                error = AudioError(f"{self.path}: write failed ({_reason(close_error)})")
+        atomic, self._atomic = self._atomic, None
+        if error is None:
+            atomic.__exit__(None, None, None)
+            return
+        atomic.__exit__(type(error), error, error.__traceback__)
+        if kind is None:
+            raise error

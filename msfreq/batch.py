@@ -1,0 +1,335 @@
+"""Batches: find the files, map them to outputs, run them in worker processes, count.
+
+Files are independent, so a batch runs them in a process pool.  A file that fails is
+reported with its reason and the batch goes on; outputs that already exist are skipped
+unless asked to overwrite, so an interrupted batch can simply be run again.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import h5py
+
+from msfreq.audio import AUDIO_SUFFIXES, probe
+from msfreq.convert import decode_file, decoded_format, encode_file
+from msfreq.errors import AudioError, MsfreqError
+from msfreq.store import TEMP_SUFFIX, read_header
+
+__all__ = [
+    "Job",
+    "Outcome",
+    "Summary",
+    "find_inputs",
+    "plan_encode",
+    "plan_decode",
+    "run_batch",
+    "MSFREQ_SUFFIXES",
+]
+
+#: File name endings taken as msfreq files when a folder is searched.
+MSFREQ_SUFFIXES = frozenset({".h5", ".hdf5", ".msfreq"})
+
+
+@dataclass(frozen=True)
+class Job:
+    """One file to convert: where it is, where its output goes, and how to show it."""
+
+    source: Path
+    destination: Path
+    label: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one job: ``status`` is ``"done"``, ``"skipped"`` or ``"failed"``."""
+
+    job: Job
+    status: str
+    message: str = ""
+    detail: object = None
+
+
+@dataclass
+class Summary:
+    """Counts of a batch, and the problems met while finding files."""
+
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    ignored: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        """0 if all went well, 1 if a file failed, 130 if interrupted."""
+        if self.interrupted:
+            return 130
+        return 1 if self.failed else 0
+
+    def line(self, verb: str) -> str:
+        """One line for the end of a batch, e.g. ``encoded 3, skipped 1, failed 0``."""
+        text = f"{verb} {self.done}, skipped {self.skipped}, failed {self.failed}"
+        if self.ignored:
+            text += f", not {'audio' if verb == 'encoded' else 'msfreq'} (ignored) {len(self.ignored)}"
+        if self.interrupted:
+            text += " (interrupted)"
+        return text
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    for root, folders, files in os.walk(folder):
+        folders[:] = sorted(name for name in folders if not name.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield Path(root) / name
+
+
+def find_inputs(
+    inputs: Iterable[str | os.PathLike], is_wanted: Callable[[Path], bool]
+) -> tuple[list[tuple[Path, Path]], list[str], list[str]]:
+    """Expand files and folders into ``(file, path relative to its input)`` pairs.
+
+    Parameters
+    ----------
+    inputs : iterable of path-like
+    is_wanted : callable
+        Decides, for a file found in a folder, whether it is of the kind converted.
+
+    Returns
+    -------
+    found : list of (Path, Path)
+    missing : list of str
+        One message per input that does not exist.
+    ignored : list of str
+        Files found in folders that are not of the wanted kind.
+    """
+    found, missing, ignored = [], [], []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            for file in _walk(path):
+                if is_wanted(file):
+                    found.append((file, file.relative_to(path)))
+                else:
+                    ignored.append(str(file))
+        elif path.exists():
+            found.append((path, Path(path.name)))
+        else:
+            missing.append(f"{path}: no such file or folder")
+    return found, missing, ignored
+
+
+def _is_audio(path: Path) -> bool:
+    if path.suffix.lower() in AUDIO_SUFFIXES:
+        return True
+    try:
+        probe(path)
+    except AudioError:
+        return False
+    return True
+
+
+def _is_msfreq(path: Path) -> bool:
+    if path.name.endswith(TEMP_SUFFIX):
+        return False
+    if path.suffix.lower() in MSFREQ_SUFFIXES:
+        return True
+    try:
+        return bool(h5py.is_hdf5(path))
+    except OSError:
+        return False
+
+
+def _map_outputs(
+    found: list[tuple[Path, Path]], output: Path, suffix_of: Callable[[Path], str]
+) -> list[Job]:
+    """Mirror the input tree under ``output``; inputs that would share an output name keep
+    their full name (``a.wav`` -> ``a.wav.h5``, ``a.flac`` -> ``a.flac.h5``)."""
+    planned: dict[str, list[int]] = {}
+    targets = []
+    for index, (source, relative) in enumerate(found):
+        target = output / relative.with_suffix(suffix_of(source))
+        targets.append(target)
+        planned.setdefault(str(target).lower(), []).append(index)
+    jobs = []
+    for index, (source, relative) in enumerate(found):
+        target = targets[index]
+        if len(planned[str(target).lower()]) > 1:
+            target = output / relative.parent / (relative.name + suffix_of(source))
+        jobs.append(Job(source=source, destination=target, label=str(relative)))
+    return jobs
+
+
+def plan_encode(inputs: Iterable[str | os.PathLike], output: str | os.PathLike):
+    """Return ``(jobs, missing, ignored)`` for encoding ``inputs`` into folder ``output``."""
+    found, missing, ignored = find_inputs(inputs, _is_audio)
+    return _map_outputs(found, Path(output), lambda source: ".h5"), missing, ignored
+
+
+def plan_decode(
+    inputs: Iterable[str | os.PathLike],
+    output: str | os.PathLike,
+    *,
+    format: str | None = None,
+    subtype: str | None = None,
+):
+    """Return ``(jobs, missing, ignored)`` for decoding ``inputs`` into folder ``output``.
+
+    Each output's suffix follows the format it will be written in (the source's by default).
+    """
+    found, missing, ignored = find_inputs(inputs, _is_msfreq)
+
+    def suffix_of(source: Path) -> str:
+        try:
+            return decoded_format(read_header(source), format=format, subtype=subtype)[2]
+        except MsfreqError:
+            return ".wav"  # the job itself will report the problem
+
+    return _map_outputs(found, Path(output), suffix_of), missing, ignored
+
+
+# --- running ---------------------------------------------------------------------------
+
+#: Where progress within a file goes: ``sink((label, done, total))``, or None.
+_PROGRESS_SINK: Callable[[tuple], None] | None = None
+
+
+def _worker_setup(progress_queue) -> None:
+    global _PROGRESS_SINK
+    _PROGRESS_SINK = None if progress_queue is None else progress_queue.put
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _report(label: str) -> Callable[[int, int], None] | None:
+    sink = _PROGRESS_SINK
+    if sink is None:
+        return None
+
+    def progress(done: int, total: int) -> None:
+        sink((label, done, total))
+
+    return progress
+
+
+def _run_one(kind: str, job: Job, options: dict, overwrite: bool, debug: bool) -> Outcome:
+    if job.destination.exists() and not overwrite:
+        return Outcome(job, "skipped", "exists")
+    try:
+        job.destination.parent.mkdir(parents=True, exist_ok=True)
+        function = encode_file if kind == "encode" else decode_file
+        report = function(job.source, job.destination, progress=_report(job.label), **options)
+    except MsfreqError as error:
+        return Outcome(job, "failed", str(error), traceback.format_exc() if debug else None)
+    except MemoryError:
+        return Outcome(job, "failed", f"{job.source}: out of memory", None)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        where = error.filename or job.destination
+        return Outcome(job, "failed", f"{job.source}: {reason} ({where})",
+                       traceback.format_exc() if debug else None)
+    except Exception as error:  # a bug: still one line, and the batch goes on
+        return Outcome(job, "failed", f"{job.source}: internal error: {type(error).__name__}: {error}",
+                       traceback.format_exc() if debug else None)
+    return Outcome(job, "done", "", report)
+
+
+def run_batch(
+    kind: str,
+    jobs: list[Job],
+    options: dict,
+    *,
+    jobs_count: int = 1,
+    overwrite: bool = False,
+    debug: bool = False,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> Summary:
+    """Run ``jobs`` (``kind`` ``"encode"`` or ``"decode"``) and return the counts.
+
+    Parameters
+    ----------
+    kind : {"encode", "decode"}
+    jobs : list of Job
+    options : dict
+        Keyword arguments for :func:`~msfreq.convert.encode_file` or
+        :func:`~msfreq.convert.decode_file`.
+    jobs_count : int
+        Worker processes; 1 runs in this process.
+    overwrite, debug : bool
+    on_outcome : callable, optional
+        Called with each :class:`Outcome` as it arrives.
+    on_progress : callable, optional
+        ``on_progress(label, done, total)`` within files.
+    """
+    summary = Summary()
+
+    def record(outcome: Outcome) -> None:
+        if outcome.status == "done":
+            summary.done += 1
+        elif outcome.status == "skipped":
+            summary.skipped += 1
+        else:
+            summary.failed += 1
+        if on_outcome is not None:
+            on_outcome(outcome)
+
+    if jobs_count <= 1 or len(jobs) <= 1:
+        global _PROGRESS_SINK
+        if on_progress is not None:
+            _PROGRESS_SINK = lambda item: on_progress(*item)  # noqa: E731
+        try:
+            for job in jobs:
+                record(_run_one(kind, job, options, overwrite, debug))
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        finally:
+            _PROGRESS_SINK = None
+        return summary
+
+    context = get_context("spawn" if os.name == "nt" else "forkserver")
+    manager_queue = context.Queue()
+    executor = ProcessPoolExecutor(
+        max_workers=jobs_count, mp_context=context, initializer=_worker_setup,
+        initargs=(manager_queue if on_progress is not None else None,),
+    )
+    pending: set[Future] = set()
+    try:
+        for job in jobs:
+            pending.add(executor.submit(_run_one, kind, job, options, overwrite, debug))
+        while pending:
+            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            _drain(manager_queue, on_progress)
+            for future in finished:
+                record(future.result())
+        _drain(manager_queue, on_progress)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        for future in pending:
+            future.cancel()
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+    return summary
+
+
+def _drain(source, on_progress) -> None:
+    if on_progress is None:
+        return
+    while True:
+        try:
+            label, done, total = source.get_nowait()
+        except (queue.Empty, OSError, ValueError):
+            return
+        on_progress(label, done, total)

@@ -1,0 +1,122 @@
+"""The one source of defaults, and validated transform parameters.
+
+Every default a user can change (in Python or on the command line) is defined here once;
+the CLI reads its defaults from this module.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from msfreq.errors import ParameterError
+
+__all__ = [
+    "C0_HZ",
+    "DEFAULT_BINS_PER_OCTAVE",
+    "DEFAULT_FMIN",
+    "DEFAULT_TUNING",
+    "DEFAULT_DTYPE",
+    "DEFAULT_COMPRESSION",
+    "COMPRESSIONS",
+    "DTYPES",
+    "MAX_BINS_PER_OCTAVE",
+    "BLOCK_SECONDS",
+    "TransformParams",
+    "resolve_dtype",
+]
+
+#: Frequency of the note C0 with A4 = 440 Hz: the default lowest octave boundary.
+C0_HZ = 440.0 * 2.0 ** (-57 / 12)
+
+DEFAULT_BINS_PER_OCTAVE = 48
+DEFAULT_FMIN = C0_HZ
+DEFAULT_TUNING = 440.0
+#: Storage and compute precision of the coefficients.
+DEFAULT_DTYPE = "complex64"
+DTYPES = ("complex64", "complex128")
+#: Lossless HDF5 compression of the coefficient datasets.
+DEFAULT_COMPRESSION = "gzip"
+COMPRESSIONS = ("gzip", "lzf", "none")
+#: Beyond this many bins per octave the windows are narrower than any useful analysis.
+MAX_BINS_PER_OCTAVE = 1024
+#: Audio longer than this (seconds) is transformed block by block in bounded memory.
+BLOCK_SECONDS = 240.0
+
+
+def _positive_finite(name: str, value: object) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number) or number <= 0:
+        raise ParameterError(f"{name} must be a finite number > 0, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class TransformParams:
+    """Parameters of the multi-scale transform that do not depend on the audio.
+
+    Parameters
+    ----------
+    bins_per_octave : int
+        Number of log-spaced frequency bins in every octave.
+    fmin : float
+        Lowest octave boundary in Hz; octave ``j`` spans ``[fmin * 2**j, fmin * 2**(j+1))``.
+    tuning : float
+        Reference frequency in Hz; bin centres lie on ``tuning * 2**(k / bins_per_octave)``.
+    n_octaves : int or None
+        Number of full octaves; ``None`` takes as many as fit below the Nyquist frequency.
+    """
+
+    bins_per_octave: int = DEFAULT_BINS_PER_OCTAVE
+    fmin: float = DEFAULT_FMIN
+    tuning: float = DEFAULT_TUNING
+    n_octaves: int | None = None
+
+    def __post_init__(self) -> None:
+        bins = self.bins_per_octave
+        if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)):
+            raise ParameterError(f"bins_per_octave must be an integer, got {bins!r}")
+        if not 1 <= bins <= MAX_BINS_PER_OCTAVE:
+            raise ParameterError(
+                f"bins_per_octave must be between 1 and {MAX_BINS_PER_OCTAVE}, got {bins!r}"
+            )
+        object.__setattr__(self, "bins_per_octave", int(bins))
+        object.__setattr__(self, "fmin", _positive_finite("fmin", self.fmin))
+        object.__setattr__(self, "tuning", _positive_finite("tuning", self.tuning))
+        octaves = self.n_octaves
+        if octaves is not None:
+            if isinstance(octaves, bool) or not isinstance(octaves, (int, np.integer)):
+                raise ParameterError(f"n_octaves must be an integer or None, got {octaves!r}")
+            if octaves < 1:
+                raise ParameterError(f"n_octaves must be >= 1, got {octaves!r}")
+            object.__setattr__(self, "n_octaves", int(octaves))
+
+    def as_dict(self) -> dict:
+        """Return the parameters as a plain dictionary."""
+        return asdict(self)
+
+
+def resolve_dtype(dtype: object) -> np.dtype:
+    """Return the complex coefficient dtype named by ``dtype``.
+
+    Parameters
+    ----------
+    dtype : str or numpy dtype
+        ``"complex64"`` or ``"complex128"`` (also their numpy equivalents).
+
+    Returns
+    -------
+    numpy.dtype
+    """
+    try:
+        resolved = np.dtype(dtype)  # type: ignore[call-overload]
+    except TypeError:
+        raise ParameterError(f"dtype must be one of {DTYPES}, got {dtype!r}") from None
+    if resolved.name not in DTYPES:
+        raise ParameterError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    return resolved

@@ -1,0 +1,462 @@
+"""Encode and decode arrays: the multi-scale transform on samples in memory.
+
+Nothing here touches files or the terminal.  The whole-signal transform is exact (the frame
+is painless, see :mod:`msfreq.frames`); long signals are transformed block by block with
+overlapping margins, which differs from the whole-signal transform by less than the margins'
+truncation error (see :data:`MARGIN_UNITS`).
+
+Phase convention
+----------------
+Coefficient ``n`` of a row is the inner product of the signal with that row's atom
+translated to sample ``n * hop``:  ``c[n] = sum_t x[t] * conj(psi(t - n * hop))``, where the
+atom ``psi`` has only positive frequencies and its window's peak at the bin centre.  The
+phase is therefore measured against absolute time (t = 0 at the first sample): a sinusoid
+``A cos(2 pi f t / sr + phi)`` at a bin centre gives ``c[n] = A exp(i (2 pi f n hop / sr + phi))``,
+so ``|c| = A`` and delaying the input by a whole number of hops shifts the frames and nothing
+else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import scipy.fft as sp_fft
+
+from msfreq.errors import ParameterError
+from msfreq.frames import Plan, get_plan
+from msfreq.params import BLOCK_SECONDS
+from msfreq.scales import Grid
+
+__all__ = [
+    "MARGIN_UNITS",
+    "analyze",
+    "synthesize",
+    "transform_units",
+    "check_samples",
+    "BlockSchedule",
+    "block_schedule",
+    "analyze_blocks",
+    "synthesize_blocks",
+    "analyze_signal",
+    "synthesize_signal",
+]
+
+#: Overlap on each side of a block, in hop units of the lowest octave.  The atoms' tails
+#: beyond it are below the float32 noise floor (see docs/FORMAT.md for the measurement).
+MARGIN_UNITS = 32
+
+
+def transform_units(n_samples: int, grid: Grid) -> int:
+    """Return the number of hop units that covers ``n_samples`` (an FFT-friendly number).
+
+    Parameters
+    ----------
+    n_samples : int
+    grid : Grid
+
+    Returns
+    -------
+    int
+        The transform length is ``units * grid.hop_unit >= n_samples``.
+    """
+    needed = max(-(-int(n_samples) // grid.hop_unit), 1)
+    return int(sp_fft.next_fast_len(needed))
+
+
+def check_samples(samples: object) -> np.ndarray:
+    """Validate audio samples and return them as a float array of shape (frames, channels).
+
+    Parameters
+    ----------
+    samples : array_like, shape (frames,) or (frames, channels)
+        Real numbers; integers are taken as they are (not rescaled).
+
+    Raises
+    ------
+    ParameterError
+        For non-numeric, complex, empty, more than 2-D, or non-finite input.
+    """
+    array = np.asarray(samples)
+    if array.dtype.kind not in "biuf":
+        raise ParameterError(f"samples must be a real numeric array, got dtype {array.dtype}")
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2:
+        raise ParameterError(
+            f"samples must have shape (frames,) or (frames, channels), got {array.shape}"
+        )
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ParameterError(f"samples must not be empty, got shape {array.shape}")
+    if array.dtype.kind == "f":
+        finite = np.isfinite(array)
+        if not finite.all():
+            bad = int(np.argmin(finite.all(axis=1)))
+            raise ParameterError(f"samples must be finite; frame {bad} holds NaN or infinity")
+    elif array.dtype.kind != "f":
+        array = array.astype(np.float64)
+    return array
+
+
+def analyze(signal: np.ndarray, plan: Plan, *, workers: int | None = None) -> list[np.ndarray]:
+    """Return the coefficients of ``signal`` for every band of ``plan``.
+
+    Parameters
+    ----------
+    signal : ndarray, shape (channels, plan.length)
+        Real samples (the signal is taken as periodic with period ``plan.length``).
+    plan : Plan
+    workers : int, optional
+        Threads for :mod:`scipy.fft`.
+
+    Returns
+    -------
+    list of ndarray, each shape (channels, band.n_bins, plan.length // band.hop)
+        In the grid's band order, dtype ``plan.dtype``.
+    """
+    channels = signal.shape[0]
+    real = np.finfo(plan.dtype).dtype
+    n_freq = plan.length // 2 + 1
+    trash = n_freq  # one extra zero slot that padded window entries read from
+    spectrum = np.zeros(n_freq + 1, dtype=plan.dtype)
+    outputs = [
+        np.empty(
+            (channels, layout.band.n_bins, layout.frames), dtype=real if layout.real else plan.dtype
+        )
+        for layout in plan.layouts
+    ]
+    for channel in range(channels):
+        spectrum[:n_freq] = sp_fft.rfft(signal[channel].astype(real, copy=False), workers=workers)
+        for layout, output in zip(plan.layouts, outputs):
+            source = layout.source_index(trash)
+            rows = np.zeros((layout.band.n_bins, layout.frames), dtype=plan.dtype)
+            values = spectrum[source]
+            values *= layout.weights
+            if layout.real:
+                # Negative-frequency mirror first; the direct values then overwrite the
+                # self-conjugate points (DC, Nyquist), which must be counted once.
+                np.put_along_axis(rows, (-source) % layout.frames, values.conj(), axis=1)
+            np.put_along_axis(rows, layout.frame_index(), values, axis=1)
+            rows = sp_fft.ifft(rows, axis=1, overwrite_x=True, workers=workers)
+            scale = real.type(layout.analysis_scale)
+            if layout.real:
+                np.multiply(rows.real, scale, out=output[channel])
+            else:
+                np.multiply(rows, scale, out=output[channel])
+    return outputs
+
+
+def synthesize(
+    coefficients: Sequence[np.ndarray], plan: Plan, *, workers: int | None = None
+) -> np.ndarray:
+    """Return the signal whose coefficients are ``coefficients`` (the exact inverse).
+
+    Parameters
+    ----------
+    coefficients : sequence of ndarray, each shape (channels, band.n_bins, frames)
+        One array per band of ``plan``, in the grid's order.
+    plan : Plan
+    workers : int, optional
+
+    Returns
+    -------
+    ndarray, shape (channels, plan.length)
+        Real samples in the plan's real precision.
+    """
+    if len(coefficients) != len(plan.layouts):
+        raise ParameterError(
+            f"expected {len(plan.layouts)} bands of coefficients, got {len(coefficients)}"
+        )
+    channels = coefficients[0].shape[0]
+    real = np.finfo(plan.dtype).dtype
+    n_freq = plan.length // 2 + 1
+    trash = n_freq
+    signal = np.empty((channels, plan.length), dtype=real)
+    for channel in range(channels):
+        spectrum = np.zeros(n_freq + 1, dtype=plan.dtype)
+        for layout, band_coefficients in zip(plan.layouts, coefficients):
+            expected = (channels, layout.band.n_bins, layout.frames)
+            if band_coefficients.shape != expected:
+                raise ParameterError(
+                    f"band {layout.band.name} must have shape {expected}, "
+                    f"got {band_coefficients.shape}"
+                )
+            periodic = sp_fft.fft(
+                band_coefficients[channel].astype(plan.dtype, copy=False), axis=1, workers=workers
+            )
+            values = np.take_along_axis(periodic, layout.frame_index(), axis=1)
+            values *= layout.weights * real.type(layout.synthesis_scale)
+            source = layout.source_index(trash)
+            # Rows two apart have disjoint supports, so each += writes distinct indices
+            # (apart from the trash slot, which is discarded).
+            for parity in (0, 1):
+                spectrum[source[parity::2]] += values[parity::2]
+        signal[channel] = sp_fft.irfft(spectrum[:n_freq], n=plan.length, workers=workers)
+    return signal
+
+
+class BlockSchedule:
+    """How a signal of ``units`` hop units is cut into blocks with overlapping margins.
+
+    Parameters
+    ----------
+    grid : Grid
+    units : int
+        Length of the whole transform in hop units.
+    block_units : int
+        Hop units each block contributes (the last block may contribute fewer).
+    margin_units : int
+        Overlap on each side of a block, in hop units.
+    """
+
+    def __init__(self, grid: Grid, units: int, block_units: int, margin_units: int) -> None:
+        if block_units < 1 or margin_units < 0:
+            raise ParameterError(
+                f"block_units must be >= 1 and margin_units >= 0, got {block_units}, {margin_units}"
+            )
+        self.grid = grid
+        self.units = int(units)
+        self.margin_units = int(margin_units)
+        span = int(sp_fft.next_fast_len(block_units + 2 * margin_units))
+        self.block_units = span - 2 * margin_units
+        self.span_units = span
+
+    @property
+    def blocks(self) -> list[tuple[int, int]]:
+        """The ``(first_unit, stop_unit)`` each block contributes, in order."""
+        return [
+            (start, min(start + self.block_units, self.units))
+            for start in range(0, self.units, self.block_units)
+        ]
+
+    def plan(self, dtype: np.dtype) -> Plan:
+        """The plan every block is transformed with (length ``span_units`` hop units)."""
+        return get_plan(self.grid, self.span_units * self.grid.hop_unit, dtype)
+
+
+def block_schedule(
+    grid: Grid, n_samples: int, *, block_seconds: float | None = None
+) -> BlockSchedule | None:
+    """Return the block schedule for ``n_samples``, or ``None`` if one block suffices.
+
+    Parameters
+    ----------
+    grid : Grid
+    n_samples : int
+    block_seconds : float, optional
+        Audio per block; default :data:`msfreq.params.BLOCK_SECONDS`.
+    """
+    seconds = BLOCK_SECONDS if block_seconds is None else float(block_seconds)
+    if not seconds > 0:
+        raise ParameterError(f"block_seconds must be > 0, got {block_seconds!r}")
+    units = transform_units(n_samples, grid)
+    block_units = max(int(seconds * grid.sample_rate // grid.hop_unit), 1)
+    if units <= block_units + 2 * MARGIN_UNITS:
+        return None
+    return BlockSchedule(grid, units, block_units, MARGIN_UNITS)
+
+
+def _circular_read(
+    read: Callable[[int, int], np.ndarray], start: int, stop: int, period: int, available: int,
+    channels: int,
+) -> np.ndarray:
+    """Samples ``start:stop`` of the periodic extension (period ``period``) of a signal of
+    ``available`` samples padded with zeros; ``read(a, b)`` returns samples ``a:b``
+    (``0 <= a < b <= available``) as shape ``(b - a, channels)``."""
+    out = np.zeros((stop - start, channels))
+    position = start
+    while position < stop:
+        wrapped = position % period
+        run = min(stop - position, period - wrapped)
+        low, high = wrapped, min(wrapped + run, available)
+        if high > low:
+            out[position - start : position - start + high - low] = read(low, high)
+        position += run
+    return out
+
+
+def analyze_blocks(
+    read: Callable[[int, int], np.ndarray],
+    n_samples: int,
+    channels: int,
+    schedule: BlockSchedule,
+    dtype: np.dtype,
+    *,
+    workers: int | None = None,
+) -> Iterator[tuple[int, int, list[np.ndarray]]]:
+    """Transform a long signal block by block.
+
+    Parameters
+    ----------
+    read : callable
+        ``read(start, stop)`` returns samples ``start:stop`` as shape ``(stop - start, channels)``.
+    n_samples, channels : int
+    schedule : BlockSchedule
+    dtype : numpy dtype
+
+    Yields
+    ------
+    first_unit, stop_unit : int
+        The hop units this block covers.
+    coefficients : list of ndarray
+        Per band, shape ``(channels, n_bins, (stop_unit - first_unit) * hop_unit / hop)``.
+    """
+    grid = schedule.grid
+    unit = grid.hop_unit
+    plan = schedule.plan(dtype)
+    period = schedule.units * unit
+    margin = schedule.margin_units * unit
+    for first, stop in schedule.blocks:
+        begin = first * unit - margin
+        block = _circular_read(read, begin, begin + plan.length, period, n_samples, channels)
+        coefficients = analyze(block.T, plan, workers=workers)
+        kept = []
+        for layout, values in zip(plan.layouts, coefficients):
+            per_unit = unit // layout.band.hop
+            offset = schedule.margin_units * per_unit
+            kept.append(values[:, :, offset : offset + (stop - first) * per_unit])
+        yield first, stop, kept
+
+
+def synthesize_blocks(
+    read: Callable[[int, int, int], np.ndarray],
+    n_samples: int,
+    schedule: BlockSchedule,
+    dtype: np.dtype,
+    *,
+    workers: int | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Inverse of :func:`analyze_blocks`: rebuild a long signal block by block.
+
+    Parameters
+    ----------
+    read : callable
+        ``read(band_index, first_frame, stop_frame)`` returns that band's frames as shape
+        ``(channels, n_bins, stop_frame - first_frame)``, with ``0 <= first < stop <= frames``.
+    n_samples : int
+        Samples of the original signal (the padding is not yielded).
+    schedule : BlockSchedule
+    dtype : numpy dtype
+
+    Yields
+    ------
+    start : int
+        Sample index of the block's first sample.
+    samples : ndarray, shape (channels, n)
+    """
+    grid = schedule.grid
+    unit = grid.hop_unit
+    plan = schedule.plan(dtype)
+    for first, stop in schedule.blocks:
+        begin = first - schedule.margin_units
+        coefficients = []
+        for index, layout in enumerate(plan.layouts):
+            per_unit = unit // layout.band.hop
+
+            def read_band(low: int, high: int, index: int = index) -> np.ndarray:
+                return read(index, low, high)
+
+            coefficients.append(
+                _circular_frames(
+                    read_band, begin * per_unit, (begin + schedule.span_units) * per_unit,
+                    schedule.units * per_unit,
+                )
+            )
+        signal = synthesize(coefficients, plan, workers=workers)
+        low = schedule.margin_units * unit
+        start = first * unit
+        end = min(stop * unit, n_samples)
+        if end > start:
+            yield start, signal[:, low : low + end - start]
+
+
+def _circular_frames(
+    read: Callable[[int, int], np.ndarray], start: int, stop: int, period: int
+) -> np.ndarray:
+    """Frames ``start:stop`` of a periodic sequence of ``period`` frames."""
+    pieces = []
+    position = start
+    while position < stop:
+        wrapped = position % period
+        run = min(stop - position, period - wrapped)
+        pieces.append(read(wrapped, wrapped + run))
+        position += run
+    return pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=-1)
+
+
+def analyze_signal(
+    read: Callable[[int, int], np.ndarray],
+    n_samples: int,
+    channels: int,
+    grid: Grid,
+    dtype: np.dtype,
+    *,
+    block_seconds: float | None = None,
+    workers: int | None = None,
+) -> Iterator[tuple[int, int, list[np.ndarray]]]:
+    """Transform a signal that ``read`` gives access to: whole if short, else in blocks.
+
+    Parameters
+    ----------
+    read : callable
+        ``read(start, stop)`` returns samples ``start:stop`` (``0 <= start < stop <=
+        n_samples``) as float, shape ``(stop - start, channels)``.
+    n_samples, channels : int
+    grid : Grid
+    dtype : numpy dtype
+        Complex dtype of the coefficients.
+    block_seconds : float, optional
+        See :func:`block_schedule`.
+
+    Yields
+    ------
+    first_unit, stop_unit : int
+        Hop units covered, in order, together covering ``transform_units(n_samples, grid)``.
+    coefficients : list of ndarray
+        Per band, shape ``(channels, n_bins, (stop_unit - first_unit) * hop_unit / hop)``.
+    """
+    schedule = block_schedule(grid, n_samples, block_seconds=block_seconds)
+    if schedule is not None:
+        yield from analyze_blocks(read, n_samples, channels, schedule, dtype, workers=workers)
+        return
+    units = transform_units(n_samples, grid)
+    padded = np.zeros((channels, units * grid.hop_unit), dtype=np.finfo(dtype).dtype)
+    padded[:, :n_samples] = read(0, n_samples).T
+    yield 0, units, analyze(padded, get_plan(grid, padded.shape[1], dtype), workers=workers)
+
+
+def synthesize_signal(
+    read: Callable[[int, int, int], np.ndarray],
+    n_samples: int,
+    grid: Grid,
+    dtype: np.dtype,
+    *,
+    block_seconds: float | None = None,
+    workers: int | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Rebuild the signal whose coefficients ``read`` gives access to (inverse of
+    :func:`analyze_signal`, with the same ``block_seconds``).
+
+    Parameters
+    ----------
+    read : callable
+        ``read(band_index, first_frame, stop_frame)`` returns that band's frames, shape
+        ``(channels, n_bins, stop_frame - first_frame)``.
+    n_samples : int
+    grid : Grid
+    dtype : numpy dtype
+
+    Yields
+    ------
+    start : int
+        Index of the block's first sample.
+    samples : ndarray, shape (channels, n)
+        Consecutive blocks that together hold the ``n_samples`` samples.
+    """
+    schedule = block_schedule(grid, n_samples, block_seconds=block_seconds)
+    if schedule is not None:
+        yield from synthesize_blocks(read, n_samples, schedule, dtype, workers=workers)
+        return
+    length = transform_units(n_samples, grid) * grid.hop_unit
+    arrays = [read(index, 0, length // band.hop) for index, band in enumerate(grid.bands)]
+    yield 0, synthesize(arrays, get_plan(grid, length, dtype), workers=workers)[:, :n_samples]

@@ -7,9 +7,11 @@ unless asked to overwrite, so an interrupted batch can simply be run again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
+import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -201,30 +203,43 @@ def plan_decode(
 
 #: Where progress within a file goes: ``sink((label, done, total))``, or None.
 _PROGRESS_SINK: Callable[[tuple], None] | None = None
+#: Set by Ctrl-C (or SIGTERM); work checks it between blocks and between files, where
+#: stopping is safe.  (A KeyboardInterrupt raised at any bytecode could land in a destructor,
+#: where Python swallows it.)  A second Ctrl-C interrupts at once.
+_STOP = threading.Event()
+
+
+def _interrupt(signum, frame) -> None:
+    if _STOP.is_set():
+        raise KeyboardInterrupt
+    _STOP.set()
+
+
+def _check_stop() -> None:
+    if _STOP.is_set():
+        raise KeyboardInterrupt
 
 
 def _worker_setup(progress_queue) -> None:
     global _PROGRESS_SINK
     _PROGRESS_SINK = None if progress_queue is None else progress_queue.put
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
-def _raise_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
-def _report(label: str) -> Callable[[int, int], None] | None:
+def _report(label: str) -> Callable[[int, int], None]:
     sink = _PROGRESS_SINK
-    if sink is None:
-        return None
 
     def progress(done: int, total: int) -> None:
-        sink((label, done, total))
+        _check_stop()
+        if sink is not None:
+            sink((label, done, total))
 
     return progress
 
 
 def _run_one(kind: str, job: Job, options: dict, overwrite: bool, debug: bool) -> Outcome:
+    _check_stop()
     if job.destination.exists() and not overwrite:
         return Outcome(job, "skipped", "exists")
     try:
@@ -286,19 +301,50 @@ def run_batch(
         if on_outcome is not None:
             on_outcome(outcome)
 
-    if jobs_count <= 1 or len(jobs) <= 1:
-        global _PROGRESS_SINK
-        if on_progress is not None:
-            _PROGRESS_SINK = lambda item: on_progress(*item)  # noqa: E731
-        try:
-            for job in jobs:
-                record(_run_one(kind, job, options, overwrite, debug))
-        except KeyboardInterrupt:
-            summary.interrupted = True
-        finally:
-            _PROGRESS_SINK = None
-        return summary
+    _STOP.clear()
+    previous = _install_handlers()
+    try:
+        if jobs_count <= 1 or len(jobs) <= 1:
+            _run_here(kind, jobs, options, overwrite, debug, record, on_progress, summary)
+        else:
+            _run_pool(kind, jobs, options, jobs_count, overwrite, debug, record, on_progress,
+                      summary)
+    finally:
+        _restore_handlers(previous)
+    if _STOP.is_set():
+        summary.interrupted = True
+    return summary
 
+
+def _install_handlers() -> dict | None:
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    for number in previous:
+        signal.signal(number, _interrupt)
+    return previous
+
+
+def _restore_handlers(previous: dict | None) -> None:
+    for number, handler in (previous or {}).items():
+        signal.signal(number, handler)
+
+
+def _run_here(kind, jobs, options, overwrite, debug, record, on_progress, summary) -> None:
+    global _PROGRESS_SINK
+    if on_progress is not None:
+        _PROGRESS_SINK = lambda item: on_progress(*item)  # noqa: E731
+    try:
+        for job in jobs:
+            record(_run_one(kind, job, options, overwrite, debug))
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        _PROGRESS_SINK = None
+
+
+def _run_pool(kind, jobs, options, jobs_count, overwrite, debug, record, on_progress,
+              summary) -> None:
     context = get_context("spawn" if os.name == "nt" else "forkserver")
     manager_queue = context.Queue()
     executor = ProcessPoolExecutor(
@@ -311,17 +357,22 @@ def run_batch(
             pending.add(executor.submit(_run_one, kind, job, options, overwrite, debug))
         while pending:
             finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            _check_stop()
             _drain(manager_queue, on_progress)
             for future in finished:
                 record(future.result())
         _drain(manager_queue, on_progress)
     except KeyboardInterrupt:
         summary.interrupted = True
+        _STOP.set()
         for future in pending:
             future.cancel()
+        # Workers share the terminal's Ctrl-C, but not a signal sent to this process alone.
+        for process in list(getattr(executor, "_processes", {}).values()):
+            with contextlib.suppress(OSError):
+                os.kill(process.pid, signal.SIGINT)
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
-    return summary
 
 
 def _drain(source, on_progress) -> None:

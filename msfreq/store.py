@@ -542,7 +542,11 @@ def time_range(
     rate = header.grid.sample_rate
     end = header.length
     first = 0 if start is None else float(start)
-    last = header.n_samples / rate if stop is None else float(stop)
+    if np.isfinite(first) and first * rate >= end:
+        raise ParameterError(
+            f"start={start!r} s is beyond the end of the file ({end / rate:.3f} s)"
+        )
+    last = max(header.n_samples / rate, first + 1.0 / rate) if stop is None else float(stop)
     if not (np.isfinite(first) and np.isfinite(last)) or first < 0 or last <= first:
         raise ParameterError(
             f"start and stop must satisfy 0 <= start < stop, got start={start!r}, stop={stop!r}"
@@ -551,10 +555,6 @@ def time_range(
     high = min(int(np.ceil(last * rate / step)) * step, end)
     if stop is None:
         high = end
-    if low >= end:
-        raise ParameterError(
-            f"start={start!r} s is beyond the end of the file ({end / rate:.3f} s)"
-        )
     return low, max(high, low + step)
 
 

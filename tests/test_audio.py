@@ -1,0 +1,169 @@
+"""Audio files: exact reading and writing, formats, resampling, file-to-file conversion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import SMALL, music_like, pcm16, snr_db, write_audio
+from scipy.signal import resample_poly
+
+import msfreq
+from msfreq.audio import AudioReader, output_format, probe, quantize
+from msfreq.convert import Resampler, decode_file, encode_file
+from msfreq.errors import AudioError
+
+
+@pytest.mark.parametrize(
+    ("suffix", "subtype", "rate", "channels", "exact"),
+    [
+        (".wav", "PCM_16", 44100, 2, True),
+        (".wav", "PCM_24", 48000, 1, False),
+        (".flac", "PCM_16", 22050, 2, True),
+        (".flac", "PCM_24", 96000, 2, False),
+        (".aiff", "PCM_16", 32000, 3, True),
+        (".wav", "PCM_U8", 11025, 1, True),
+        (".wav", "FLOAT", 44100, 2, False),
+        (".w64", "PCM_32", 16000, 1, False),
+    ],
+)
+def test_file_round_trip(tmp_path, suffix, subtype, rate, channels, exact):
+    x = music_like(rate // 2 + 17, rate, channels, seed=channels) * 0.6
+    source = write_audio(tmp_path / f"in{suffix}", x, rate, subtype=subtype)
+    report = encode_file(source, tmp_path / "enc.h5")
+    assert report.channels == channels and report.sample_rate == rate
+    decoded = decode_file(tmp_path / "enc.h5", tmp_path / f"out{suffix}")
+    info = sf.info(str(decoded.destination))
+    assert (info.format, info.subtype, info.samplerate, info.channels) == (
+        sf.info(str(source)).format, subtype, rate, channels)
+    original, _ = sf.read(str(source), dtype="float64", always_2d=True)
+    again, _ = sf.read(str(decoded.destination), dtype="float64", always_2d=True)
+    assert snr_db(original, again) >= 120
+    if exact:
+        assert decoded.identical is True
+        np.testing.assert_array_equal(
+            sf.read(str(source), dtype="int32")[0], sf.read(str(decoded.destination), dtype="int32")[0]
+        )
+
+
+def test_double_precision_restores_24_bit_exactly(tmp_path):
+    x = music_like(30000, 48000, 2, seed=9) * 0.8
+    source = write_audio(tmp_path / "in.flac", x, 48000, subtype="PCM_24")
+    encode_file(source, tmp_path / "e.h5", dtype="complex128")
+    report = decode_file(tmp_path / "e.h5", tmp_path / "out.flac")
+    assert report.identical is True
+
+
+def test_ogg_vorbis_comes_back_lossless(tmp_path):
+    x = music_like(22050, 44100, 2, seed=3) * 0.5
+    source = write_audio(tmp_path / "in.ogg", x, 44100, subtype="VORBIS", format="OGG")
+    encode_file(source, tmp_path / "e.h5")
+    report = decode_file(tmp_path / "e.h5", tmp_path / "out.flac")
+    assert (report.format, report.subtype) == ("FLAC", "PCM_24")
+    vorbis, _ = sf.read(str(source), always_2d=True)
+    flac, _ = sf.read(str(report.destination), always_2d=True)
+    assert snr_db(vorbis, flac) > 120
+
+
+def test_checksum_recorded(tmp_path):
+    source = write_audio(tmp_path / "a.wav", pcm16(music_like(5000, 8000)), 8000)
+    encode_file(source, tmp_path / "a.h5")
+    facts = msfreq.read_header(tmp_path / "a.h5").source
+    assert facts["name"] == "a.wav" and facts["subtype"] == "PCM_16"
+    assert len(facts["sha256"]) == 64
+    assert facts["bytes"] == source.stat().st_size
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "not a readable audio file"), (b"RIFF....WAVEfmt garbage" * 10, "not a readable audio file"),
+     (b"hello world\n", "not a readable audio file")],
+)
+def test_bad_audio(tmp_path, content, message):
+    path = tmp_path / "bad.wav"
+    path.write_bytes(content)
+    with pytest.raises(AudioError, match=message) as caught:
+        probe(path)
+    assert str(path) in str(caught.value)
+
+
+def test_missing_audio(tmp_path):
+    with pytest.raises(AudioError, match="no such file"):
+        encode_file(tmp_path / "nope.wav", tmp_path / "x.h5")
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_truncated_file_is_reported(tmp_path):
+    source = write_audio(tmp_path / "t.wav", music_like(20000, 8000), 8000)
+    data = source.read_bytes()
+    source.write_bytes(data[: len(data) // 2])  # header still says 20000 frames
+    try:
+        encode_file(source, tmp_path / "t.h5")
+    except AudioError as error:
+        assert "t.wav" in str(error)
+        assert not (tmp_path / "t.h5").exists()
+    else:  # libsndfile may fix up the frame count from the file size
+        assert msfreq.read_header(tmp_path / "t.h5").n_samples <= 20000
+
+
+@pytest.mark.parametrize(("source_rate", "target_rate"), [(44100, 48000), (48000, 8000), (8000, 22050)])
+def test_resampler_blocks_match_whole(tmp_path, source_rate, target_rate):
+    x = music_like(source_rate, source_rate, 2, seed=4) * 0.5
+    path = write_audio(tmp_path / "r.wav", x, source_rate, subtype="FLOAT")
+    with AudioReader(probe(path)) as reader:
+        resampler = Resampler(reader, source_rate, target_rate)
+        whole = resample_poly(reader.read(0, reader.info.frames), resampler.up, resampler.down, axis=0)
+        n = resampler.n_samples
+        assert whole.shape[0] == n
+        pieces = np.concatenate([resampler.read(a, min(a + 1234, n)) for a in range(0, n, 1234)])
+        np.testing.assert_allclose(pieces, whole, atol=1e-12)
+
+
+def test_encode_with_resampling(tmp_path):
+    x = music_like(44100, 44100, 1) * 0.5
+    source = write_audio(tmp_path / "a.wav", x, 44100)
+    report = encode_file(source, tmp_path / "a.h5", sample_rate=48000)
+    header = msfreq.read_header(tmp_path / "a.h5")
+    assert header.grid.sample_rate == 48000 and report.sample_rate == 48000
+    assert header.source["sample_rate"] == 44100
+    assert decode_file(tmp_path / "a.h5", tmp_path / "b.wav").identical is None
+
+
+@pytest.mark.parametrize(
+    ("subtype", "bits"), [("PCM_16", 16), ("PCM_24", 24), ("PCM_S8", 8), ("PCM_32", 32)]
+)
+def test_quantize(subtype, bits):
+    levels = quantize(np.array([-1.0, -0.5, 0.0, 0.5, 1.2]), subtype)
+    assert levels.dtype == np.int32
+    top = 2 ** (bits - 1)
+    np.testing.assert_array_equal(levels >> (32 - bits), [-top, -top // 2, 0, top // 2, top - 1])
+
+
+def test_output_format_choices():
+    assert output_format("WAV", "PCM_16", sample_rate=44100, channels=2) == ("WAV", "PCM_16", ".wav")
+    assert output_format("MP3", "MPEG_LAYER_III", sample_rate=44100, channels=2)[:2] == ("FLAC", "PCM_24")
+    assert output_format("OGG", "VORBIS", sample_rate=44100, channels=12)[:2] == ("WAV", "FLOAT")
+    assert output_format("WAV", "PCM_16", format="flac", sample_rate=8000, channels=1)[:2] == ("FLAC", "PCM_16")
+    with pytest.raises(AudioError, match="unknown output format"):
+        output_format("WAV", "PCM_16", format="nope", sample_rate=8000, channels=1)
+    with pytest.raises(AudioError, match="cannot hold subtype"):
+        output_format("WAV", "PCM_16", format="FLAC", subtype="FLOAT", sample_rate=8000, channels=1)
+
+
+def test_long_file_in_blocks_matches_whole(tmp_path):
+    """A file long enough for several blocks: 16-bit identity and SNR; blocks vs whole."""
+    rate = SMALL["sample_rate"]
+    options = {"bins_per_octave": SMALL["bins_per_octave"]}
+    x = pcm16(music_like(40 * rate + 321, rate, 2, seed=5) * 0.5)
+    source = write_audio(tmp_path / "long.wav", x, rate)
+    encode_file(source, tmp_path / "blocks.h5", block_seconds=2.0, **options)
+    encode_file(source, tmp_path / "whole.h5", block_seconds=1e9, **options)
+    blocks, whole = msfreq.load(tmp_path / "blocks.h5"), msfreq.load(tmp_path / "whole.h5")
+    schedule = msfreq.transform.block_schedule(blocks.grid, blocks.n_samples, block_seconds=2.0)
+    assert schedule is not None and len(schedule.blocks) >= 4
+    for name in whole.names:
+        assert snr_db(whole[name].view(np.float32), blocks[name].view(np.float32)) >= 110
+    report = decode_file(tmp_path / "blocks.h5", tmp_path / "back.wav", block_seconds=2.0)
+    assert report.identical is True
+    again, _ = sf.read(str(report.destination), always_2d=True)
+    assert snr_db(x, again) >= 120

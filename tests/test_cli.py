@@ -1,0 +1,226 @@
+"""The command line: batches, skip/overwrite, failures, decode identity, inspect, plot."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+from conftest import music_like, pcm16, write_audio
+
+import msfreq
+from msfreq import params
+from msfreq.cli import cli
+
+
+@pytest.fixture
+def mixed(tmp_path):
+    """A folder of several formats, rates and channel counts, one corrupt file, one text file."""
+    root = tmp_path / "music"
+    write_audio(root / "house.wav", pcm16(music_like(30000, 44100, 2, seed=1) * 0.5), 44100)
+    write_audio(root / "drums" / "kick.flac", music_like(20000, 48000, 1, seed=2) * 0.5, 48000, subtype="PCM_24")
+    write_audio(root / "drums" / "kick.wav", pcm16(music_like(9000, 22050, 1, seed=3) * 0.5), 22050)
+    write_audio(root / "pads" / "wide.aiff", pcm16(music_like(12000, 32000, 4, seed=4) * 0.3), 32000)
+    (root / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 50)
+    (root / "notes.txt").write_text("not audio\n")
+    return root
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_mixed_folder(mixed, tmp_path):
+    out = tmp_path / "out"
+    result = run("encode", mixed, "-o", out, "-j", "1")
+    assert result.exit_code == 1
+    assert "encoded 4, skipped 0, failed 1" in result.output
+    assert "broken.wav" in result.output and "not a readable audio file" in result.output
+    assert "notes.txt: not audio" in result.output
+    produced = sorted(str(p.relative_to(out)) for p in out.rglob("*.h5"))
+    assert produced == ["drums/kick.flac.h5", "drums/kick.wav.h5", "house.h5", "pads/wide.h5"]
+    assert not [p for p in out.rglob("*") if p.name.endswith(".msfreq-partial")]
+    # run again: everything skipped, still exit 1 for the broken file
+    again = run("encode", mixed, "-o", out, "-j", "1")
+    assert "encoded 0, skipped 4, failed 1" in again.output
+    assert again.exit_code == 1
+
+
+def test_decode_restores_16_bit_identically(mixed, tmp_path):
+    run("encode", mixed, "-o", tmp_path / "enc", "-j", "1", "-q")
+    result = run("decode", tmp_path / "enc", "-o", tmp_path / "dec", "-j", "1")
+    assert result.exit_code == 0, result.output
+    assert "decoded 4, skipped 0, failed 0" in result.output
+    # the three 16-bit sources are bit-identical; the 24-bit FLAC is within 24-bit LSBs
+    assert result.output.count("bit-identical to the source") == 3
+    assert result.output.count("differs from the source") == 1
+    for name in ["house.wav", "drums/kick.wav", "pads/wide.aiff"]:
+        source = mixed / name
+        back = tmp_path / "dec" / (name if name != "drums/kick.wav" else "drums/kick.wav.wav")
+        if not back.exists():
+            back = next((tmp_path / "dec").rglob(source.stem + "*" + source.suffix))
+        a = sf.read(str(source), dtype="int16")[0]
+        b = sf.read(str(back), dtype="int16")[0]
+        np.testing.assert_array_equal(a, b)
+
+
+def test_parallel_jobs(mixed, tmp_path):
+    result = run("encode", mixed, "-o", tmp_path / "out", "-j", "2", "-q")
+    assert result.exit_code == 1
+    assert len(list((tmp_path / "out").rglob("*.h5"))) == 4
+
+
+def test_overwrite(mixed, tmp_path):
+    out = tmp_path / "out"
+    run("encode", mixed / "house.wav", "-o", out, "-q")
+    before = (out / "house.h5").stat().st_mtime_ns
+    time.sleep(0.01)
+    result = run("encode", mixed / "house.wav", "-o", out, "--overwrite")
+    assert "encoded 1, skipped 0" in result.output
+    assert (out / "house.h5").stat().st_mtime_ns != before
+
+
+def test_encode_options_reach_the_file(mixed, tmp_path):
+    result = run("encode", mixed / "house.wav", "-o", tmp_path, "-b", "24", "--octaves", "6",
+                 "--tuning", "432", "--precision", "double", "--compression", "lzf",
+                 "--sample-rate", "22050")
+    assert result.exit_code == 0, result.output
+    header = msfreq.read_header(tmp_path / "house.h5")
+    assert header.grid.params.bins_per_octave == 24 and header.grid.n_octaves == 6
+    assert header.grid.params.tuning == 432 and header.dtype == np.complex128
+    assert header.compression == "lzf" and header.grid.sample_rate == 22050
+
+
+def test_cli_defaults_come_from_the_library():
+    encode = {option.name: option for option in cli.commands["encode"].params}
+    assert encode["bins_per_octave"].default == params.DEFAULT_BINS_PER_OCTAVE
+    assert encode["fmin"].default == params.DEFAULT_FMIN
+    assert encode["tuning"].default == params.DEFAULT_TUNING
+    assert encode["compression"].default == params.DEFAULT_COMPRESSION
+    assert {"single": "complex64", "double": "complex128"}[encode["precision"].default] == params.DEFAULT_DTYPE
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["encode", "x.wav"], "Missing option '-o'"),
+        (["encode", "x.wav", "-o", "out", "-b", "0"], "bins_per_octave must be between"),
+        (["encode", "x.wav", "-o", "out", "--compression", "zip"], "Invalid value for '--compression'"),
+        (["decode", "x.h5", "-o", "out", "--format", "nope"], "unknown output format"),
+        (["inspect"], "Missing argument"),
+    ],
+)
+def test_usage_errors(args, message):
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_missing_input_and_output_is_a_file(tmp_path):
+    result = run("encode", tmp_path / "nope.wav", "-o", tmp_path / "out")
+    assert result.exit_code == 1
+    assert "nope.wav: no such file or folder" in result.output
+    (tmp_path / "file").write_text("x")
+    result = CliRunner().invoke(cli, ["encode", str(tmp_path), "-o", str(tmp_path / "file")])
+    assert result.exit_code == 2 and "is not a folder" in result.output
+
+
+def test_unwritable_output_folder(mixed, tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root can write anywhere")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    result = run("encode", mixed / "house.wav", "-o", locked / "sub")
+    assert result.exit_code == 1 and "Permission denied" in result.output
+
+
+def test_decode_reports_bad_files(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "fake.h5").write_bytes(b"nothing")
+    result = run("decode", tmp_path / "in", "-o", tmp_path / "out")
+    assert result.exit_code == 1
+    assert "fake.h5: not an HDF5 file" in result.output
+    assert "decoded 0, skipped 0, failed 1" in result.output
+
+
+def test_inspect_table_and_json_agree(mixed, tmp_path):
+    run("encode", mixed / "house.wav", "-o", tmp_path, "-q")
+    table = run("inspect", tmp_path / "house.h5")
+    assert table.exit_code == 0
+    lines = table.output.splitlines()
+    assert all(len(line) <= 80 for line in lines if not line.startswith("file "))
+    data = json.loads(run("inspect", tmp_path / "house.h5", "--json").output)
+    assert sum(band["energy_percent"] for band in data["bands"]) == pytest.approx(100, abs=0.1)
+    rows = [line for line in lines if line.startswith(("low", "oct", "high"))]
+    assert len(rows) == len(data["bands"]) == 12
+    for row, band in zip(rows, data["bands"]):
+        fields = row.split()
+        assert float(fields[-4]) == pytest.approx(band["energy_percent"], abs=0.006)
+        assert int(fields[-6 if band["kind"] == "octave" else -6]) == band["frames"]
+    assert data["channels"] == 2 and data["sample_rate"] == 44100
+    assert data["source"]["name"] == "house.wav"
+
+
+def test_inspect_many_and_plot(mixed, tmp_path):
+    run("encode", mixed, "-o", tmp_path / "enc", "-q", "-j", "1")
+    many = run("inspect", tmp_path / "enc")
+    assert many.exit_code == 0 and "4 file(s)" in many.output
+    picture = tmp_path / "pic.png"
+    result = run("inspect", tmp_path / "enc" / "house.h5", "--plot", picture)
+    assert result.exit_code == 0
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    refused = CliRunner().invoke(cli, ["inspect", str(tmp_path / "enc"), "--plot", str(picture)])
+    assert refused.exit_code == 2
+
+
+def test_inspect_corrupt_file(tmp_path):
+    (tmp_path / "x.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)
+    result = run("inspect", tmp_path / "x.h5")
+    assert result.exit_code == 1 and "x.h5" in result.output
+
+
+def test_subprocess_round_trip(mixed, tmp_path):
+    command = [sys.executable, "-m", "msfreq"]
+    encoded = subprocess.run(command + ["encode", str(mixed / "house.wav"), "-o", str(tmp_path)],
+                             capture_output=True, text=True, timeout=300)
+    assert encoded.returncode == 0, encoded.stderr
+    assert "encoded 1, skipped 0, failed 0" in encoded.stdout
+    decoded = subprocess.run(command + ["decode", str(tmp_path / "house.h5"), "-o", str(tmp_path / "d")],
+                             capture_output=True, text=True, timeout=300)
+    assert "bit-identical" in decoded.stdout
+    broken = subprocess.run(command + ["encode", str(mixed / "broken.wav"), "-o", str(tmp_path)],
+                            capture_output=True, text=True, timeout=300)
+    assert broken.returncode == 1
+    assert "Traceback" not in broken.stderr and "broken.wav" in broken.stderr
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_leaves_no_partial_files(tmp_path, jobs):
+    rate = 8000
+    folder = tmp_path / "in"
+    for index in range(6):
+        write_audio(folder / f"f{index}.wav", pcm16(music_like(90 * rate, rate, 2, seed=index) * 0.4), rate)
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "msfreq", "encode", str(folder), "-o", str(out), "-j", jobs, "-b", "96"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.rglob("*")):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert not [p for p in out.rglob("*") if p.name.endswith(".msfreq-partial")]
+    for done in out.rglob("*.h5"):
+        msfreq.verify(done)

@@ -1,0 +1,253 @@
+"""The HDF5 format: round trips, partial loads, atomic writes, corruption, malformed files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import h5py
+import numpy as np
+import pytest
+from conftest import music_like, pcm16, snr_db
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import msfreq
+from msfreq.errors import FormatError, ParameterError
+from msfreq.store import FORMAT_VERSION, TEMP_SUFFIX, dataset_name
+
+RATE = 8000
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A 2-channel file of about 6 s at 8 kHz, with its representation and samples."""
+    x = pcm16(music_like(6 * RATE + 123, RATE, 2, seed=7) * 0.5)
+    representation = msfreq.encode(x, RATE, bins_per_octave=12)
+    path = tmp_path_factory.mktemp("store") / "track.h5"
+    msfreq.save(representation, path)
+    return path, representation, x
+
+
+@pytest.mark.parametrize("compression", ["gzip", "lzf", "none"])
+@pytest.mark.parametrize("dtype", ["complex64", "complex128"])
+def test_round_trip_through_file(tmp_path, compression, dtype):
+    x = pcm16(music_like(3 * RATE + 5, RATE, 2, seed=1) * 0.7)
+    representation = msfreq.encode(x, RATE, dtype=dtype)
+    path = msfreq.save(representation, tmp_path / "a.h5", compression=compression)
+    loaded = msfreq.load(path)
+    assert loaded.complete and loaded.dtype == np.dtype(dtype)
+    for name in representation.names:
+        np.testing.assert_array_equal(loaded[name], representation[name])
+    y = msfreq.decode(loaded)
+    assert snr_db(x, y) >= (250 if dtype == "complex128" else 125)
+    # 16-bit input comes back sample for sample after rounding to 16 bits
+    np.testing.assert_array_equal(np.round(y * 32768), np.round(x * 32768))
+
+
+def test_file_is_self_describing(saved):
+    path, representation, _ = saved
+    with h5py.File(path, "r") as handle:
+        assert handle.attrs["format"] == "msfreq"
+        assert handle.attrs["format_version"] == FORMAT_VERSION
+        assert sorted(handle["octaves"]) == [f"{j:02d}" for j in range(representation.grid.n_octaves)]
+        assert sorted(handle["residuals"]) == ["high", "low"]
+        octave = handle["octaves/03"]
+        band = representation.band("octave_03")
+        assert octave.attrs["hop_samples"] == band.hop
+        np.testing.assert_allclose(octave.attrs["frequencies_hz"], representation.frequencies("octave_03"))
+        assert octave.attrs["lower_hz"] == pytest.approx(band.lower)
+        assert octave.fletcher32 and octave.compression == "gzip" and octave.shuffle
+        assert octave.chunks[2] < octave.shape[2] or octave.shape[2] <= octave.chunks[2]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(start=st.floats(0, 5.9), length=st.floats(0.01, 6.0))
+def test_partial_load_equals_slice_of_full_load(saved, start, length):
+    path, representation, _ = saved
+    stop = start + length
+    part = msfreq.load(path, start=start, stop=stop)
+    assert part.offset <= start * RATE
+    assert part.offset + part.span >= min(stop * RATE, representation.n_samples) or (
+        part.offset + part.span == representation.length
+    )
+    for name in representation.names:
+        hop = representation.band(name).hop
+        first = part.offset // hop
+        expected = representation[name][:, :, first : first + part[name].shape[2]]
+        np.testing.assert_array_equal(part[name], expected)
+        np.testing.assert_allclose(part.times(name), representation.times(name)[first : first + part[name].shape[2]])
+
+
+def test_partial_load_of_some_octaves_and_channels(saved):
+    path, representation, _ = saved
+    part = msfreq.load(path, start=1.0, stop=2.0, octaves=[5, 6], channels=[1])
+    assert part.names == ("octave_05", "octave_06")
+    assert part.channels == (1,)
+    hop = representation.band("octave_05").hop  # the coarsest selected: alignment step
+    assert part.offset % hop == 0
+    first = part.offset // hop
+    np.testing.assert_array_equal(
+        part["octave_05"], representation["octave_05"][1:2, :, first : first + part["octave_05"].shape[2]]
+    )
+    assert not part.complete
+    with pytest.raises(ParameterError, match="only a complete"):
+        msfreq.decode(part)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"start": 2.0, "stop": 1.0}, "0 <= start < stop"),
+        ({"start": -1.0}, "0 <= start < stop"),
+        ({"start": 1e6}, "beyond the end"),
+        ({"octaves": [99]}, "octaves must name octaves"),
+        ({"octaves": ["bogus"]}, "octaves must name octaves"),
+        ({"octaves": []}, "at least one band"),
+        ({"channels": [5]}, "channels must be in 0..1"),
+    ],
+)
+def test_bad_selections(saved, kwargs, message):
+    with pytest.raises(ParameterError, match=message):
+        msfreq.load(saved[0], **kwargs)
+
+
+def test_killed_mid_write_leaves_no_file(tmp_path):
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        import numpy as np
+        import msfreq
+        from msfreq.store import Writer
+        rep = msfreq.encode(np.random.default_rng(0).standard_normal(5 * 8000), 8000)
+        with Writer({str(tmp_path / 'out.h5')!r}, rep.grid, rep.n_samples, 1, dtype=rep.dtype,
+                    length=rep.length) as writer:
+            writer.write(0, 1, [rep[name][:, :, : rep.grid.hop_unit // rep.band(name).hop]
+                                for name in rep.names])
+            os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert result.returncode == -9
+    assert not (tmp_path / "out.h5").exists()
+    leftovers = list(tmp_path.glob("*"))
+    assert all(path.name.endswith(TEMP_SUFFIX) for path in leftovers)
+
+
+def test_error_mid_write_cleans_up(tmp_path, saved):
+    _, representation, _ = saved
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom):
+        with msfreq.store.Writer(tmp_path / "x.h5", representation.grid, representation.n_samples,
+                                 2, dtype="complex64", length=representation.length):
+            raise Boom
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_incomplete_write_is_refused(tmp_path, saved):
+    _, representation, _ = saved
+    with pytest.raises(FormatError, match="hop units written"):
+        with msfreq.store.Writer(tmp_path / "x.h5", representation.grid, representation.n_samples,
+                                 2, dtype="complex64", length=representation.length):
+            pass
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+def test_flipped_bytes_are_detected(tmp_path, compression):
+    x = music_like(4 * RATE, RATE, 1, seed=2)
+    path = msfreq.save(msfreq.encode(x, RATE), tmp_path / "c.h5", compression=compression)
+    with h5py.File(path, "r") as handle:
+        info = handle["octaves/04"].id.get_chunk_info(0)
+    with open(path, "r+b") as raw:
+        raw.seek(info.byte_offset + info.size // 2)
+        data = bytearray(raw.read(8))
+        raw.seek(info.byte_offset + info.size // 2)
+        raw.write(bytes(b ^ 0x5A for b in data))
+    with pytest.raises(FormatError, match=r"corrupted data in octaves/04"):
+        msfreq.load(path)
+    with pytest.raises(FormatError, match="corrupted"):
+        msfreq.verify(path)
+    # the other octaves still read
+    assert msfreq.load(path, octaves=[3]).names == ("octave_03",)
+
+
+def _malform(path, how):
+    with h5py.File(path, "r+") as handle:
+        if how == "marker":
+            handle.attrs["format"] = "something-else"
+        elif how == "version":
+            handle.attrs["format_version"] = FORMAT_VERSION + 1
+        elif how == "missing_octave":
+            del handle["octaves/02"]
+        elif how == "missing_attribute":
+            del handle.attrs["sample_rate"]
+        elif how == "shape":
+            del handle["octaves/01"]
+            handle.create_dataset("octaves/01", shape=(1, 3, 3), dtype=np.complex64)
+        elif how == "dtype":
+            data = handle["octaves/01"][...]
+            del handle["octaves/01"]
+            handle.create_dataset("octaves/01", data=data.astype(np.complex128))
+        elif how == "params":
+            handle.attrs["bins_per_octave"] = -4
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [
+        ("marker", "not an msfreq file"),
+        ("version", "newer msfreq"),
+        ("missing_octave", r"missing dataset octaves/02"),
+        ("missing_attribute", "missing root attribute.*sample_rate"),
+        ("shape", "octaves/01 has shape"),
+        ("dtype", "octaves/01 has dtype"),
+        ("params", "invalid transform parameters"),
+    ],
+)
+def test_malformed_files(tmp_path, how, message):
+    path = msfreq.save(msfreq.encode(np.ones(1000), RATE), tmp_path / "m.h5")
+    _malform(path, how)
+    with pytest.raises(FormatError, match=message) as caught:
+        msfreq.load(path)
+    assert str(path) in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"not hdf5 at all" * 100, "not an HDF5 file"), (None, "no such file")],
+)
+def test_not_hdf5(tmp_path, content, message):
+    path = tmp_path / "x.h5"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(FormatError, match=message):
+        msfreq.load(path)
+
+
+def test_plain_hdf5_is_not_msfreq(tmp_path):
+    path = tmp_path / "plain.h5"
+    with h5py.File(path, "w") as handle:
+        handle["data"] = np.arange(3)
+    with pytest.raises(FormatError, match="not an msfreq file"):
+        msfreq.read_header(path)
+
+
+def test_folder_is_not_a_file(tmp_path):
+    with pytest.raises(FormatError, match="is a folder"):
+        msfreq.load(tmp_path)
+
+
+def test_dataset_names_sort_by_frequency(saved):
+    _, representation, _ = saved
+    names = [dataset_name(band) for band in representation.grid.octaves]
+    assert names == sorted(names)
+
+
+def test_saved_file_permissions_follow_umask(tmp_path):
+    path = msfreq.save(msfreq.encode(np.ones(100), RATE), tmp_path / "p.h5")
+    assert path.stat().st_mode & 0o044  # readable by group/others under a usual umask

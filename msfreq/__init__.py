@@ -1,5 +1,6 @@
 """msfreq: invertible multi-scale (octave-by-octave constant-Q) audio representation."""
 
+from msfreq.dataset import Dataset
 from msfreq.errors import AudioError, FormatError, MsfreqError, ParameterError
 from msfreq.params import TransformParams
 from msfreq.representation import Representation, decode, encode
@@ -10,6 +11,7 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "AudioError",
+    "Dataset",
     "FormatError",
     "MsfreqError",
     "ParameterError",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,6 +37,9 @@ __all__ = [
     "open_reader",
     "verify",
     "atomic_path",
+    "select_bands",
+    "select_channels",
+    "time_range",
 ]
 
 FORMAT_MARKER = "msfreq"
@@ -125,6 +129,8 @@ def atomic_path(path: str | os.PathLike):
     """
     final = Path(path)
     folder = final.parent if str(final.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no such folder to write into", str(folder))
     descriptor, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=TEMP_SUFFIX, dir=folder)
     os.close(descriptor)
     temporary = Path(name)
@@ -488,13 +494,49 @@ class Reader:
                 self.path, f"corrupted data in {dataset_name(band)} frames {first}:{stop} ({error})"
             ) from None
 
+    def load(
+        self,
+        *,
+        start: float | None = None,
+        stop: float | None = None,
+        octaves: object = None,
+        channels: object = None,
+    ) -> Representation:
+        """Read the whole file or part of it, as :func:`load` does, from this open reader."""
+        header = self.header
+        bands = select_bands(header.grid, octaves)
+        picked = select_channels(header.n_channels, channels)
+        if start is None and stop is None:
+            low, high = 0, header.length
+        else:
+            low, high = time_range(header, bands, start, stop)
+        return self.load_samples(low, high, bands, picked)
+
+    def load_samples(
+        self, low: int, high: int, bands: Sequence[Band], channels: Sequence[int] | None
+    ) -> Representation:
+        """Read the frames of samples ``low:high`` (multiples of every band's hop) of ``bands``."""
+        header = self.header
+        arrays = {band.name: self.read(band, low // band.hop, high // band.hop, channels) for band in bands}
+        return Representation(
+            arrays,
+            grid=header.grid,
+            n_samples=header.n_samples,
+            offset=low,
+            length=header.length,
+            channels=channels,
+            n_channels=header.n_channels,
+            source=header.source,
+        )
+
 
 def open_reader(path: str | os.PathLike) -> Reader:
     """Open and validate the msfreq file at ``path`` for reading frames."""
     return Reader(Path(path))
 
 
-def _select_bands(grid: Grid, octaves: object) -> list[Band]:
+def select_bands(grid: Grid, octaves: object) -> list[Band]:
+    """Return the bands that ``octaves`` names (octave numbers and/or band names), in order."""
     if octaves is None:
         return list(grid.bands)
     wanted = [octaves] if isinstance(octaves, (int, np.integer, str)) else list(octaves)  # type: ignore[arg-type]
@@ -516,7 +558,8 @@ def _select_bands(grid: Grid, octaves: object) -> list[Band]:
     return sorted(set(chosen), key=grid.bands.index)
 
 
-def _select_channels(n_channels: int, channels: object) -> list[int] | None:
+def select_channels(n_channels: int, channels: object) -> list[int] | None:
+    """Return the channel indices that ``channels`` names (None: all)."""
     if channels is None:
         return None
     wanted = [channels] if isinstance(channels, (int, np.integer)) else list(channels)  # type: ignore[arg-type]
@@ -594,27 +637,7 @@ def load(
         If the selection is out of range.
     """
     with open_reader(path) as reader:
-        header = reader.header
-        bands = _select_bands(header.grid, octaves)
-        picked = _select_channels(header.n_channels, channels)
-        if start is None and stop is None:
-            low, high = 0, header.length
-        else:
-            low, high = time_range(header, bands, start, stop)
-        arrays = {
-            band.name: reader.read(band, low // band.hop, high // band.hop, picked)
-            for band in bands
-        }
-    return Representation(
-        arrays,
-        grid=header.grid,
-        n_samples=header.n_samples,
-        offset=low,
-        length=header.length,
-        channels=picked,
-        n_channels=header.n_channels,
-        source=header.source,
-    )
+        return reader.load(start=start, stop=stop, octaves=octaves, channels=channels)
 
 
 def verify(path: str | os.PathLike) -> Header:

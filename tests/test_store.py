@@ -251,3 +251,8 @@ def test_dataset_names_sort_by_frequency(saved):
 def test_saved_file_permissions_follow_umask(tmp_path):
     path = msfreq.save(msfreq.encode(np.ones(100), RATE), tmp_path / "p.h5")
     assert path.stat().st_mode & 0o044  # readable by group/others under a usual umask
+
+
+def test_save_into_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        msfreq.save(msfreq.encode(np.ones(100), RATE), tmp_path / "nope" / "x.h5")

@@ -56,6 +56,10 @@ AUDIO_SUFFIXES = frozenset(
 )
 
 
+#: Frames converted and written at a time.
+_WRITE_FRAMES = 1 << 18
+
+
 @dataclass(frozen=True)
 class AudioInfo:
     """What soundfile says of an audio file.
@@ -293,9 +297,10 @@ class AudioWriter:
 
     def write(self, samples: np.ndarray) -> None:
         """Append float samples, shape (frames, channels)."""
-        data = quantize(samples, self.subtype)
-        self._hash.update(np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<")).tobytes())
-        self._file.write(data)
+        for first in range(0, samples.shape[0], _WRITE_FRAMES):  # bounded temporaries
+            data = quantize(samples[first : first + _WRITE_FRAMES], self.subtype)
+            self._hash.update(np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<")).tobytes())
+            self._file.write(data)
 
     def checksum(self) -> str:
         """SHA-256 of the samples written, computed as :class:`AudioReader` does."""

@@ -275,8 +275,9 @@ def decode_file(
             block_seconds=block_seconds, workers=workers,
         ):
             writer.write(block.T)
+            end = start + block.shape[1]
+            del block  # let the next block reuse the memory
             if progress is not None:
-                end = start + block.shape[1]
                 progress(units if end >= header.n_samples else end // grid.hop_unit, units)
         checksum = writer.checksum()
     same_kind = (

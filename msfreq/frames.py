@@ -79,24 +79,28 @@ def bin_window(t: np.ndarray) -> np.ndarray:
     return np.where(near, np.cos(0.5 * np.pi * ramp), np.sin(0.5 * np.pi * ramp))
 
 
-def band_window(band: Band, frequencies: np.ndarray, grid: Grid) -> np.ndarray:
-    """Return the window values of every row of ``band`` at ``frequencies``.
+def band_window(
+    band: Band, frequencies: np.ndarray, grid: Grid, rows: slice = slice(None)
+) -> np.ndarray:
+    """Return the window values of ``rows`` of ``band`` at ``frequencies``.
 
     Parameters
     ----------
     band : Band
-    frequencies : ndarray, shape (n_bins, n) or broadcastable
+    frequencies : ndarray, shape (n_rows, n) or broadcastable
         Frequencies in Hz (>= 0).
     grid : Grid
+    rows : slice
+        Which rows of the band (default all).
 
     Returns
     -------
-    ndarray, same shape as ``frequencies`` broadcast against ``(n_bins, 1)``
+    ndarray, same shape as ``frequencies`` broadcast against ``(n_rows, 1)``
     """
     params = grid.params
     with np.errstate(divide="ignore"):
         position = params.bins_per_octave * np.log2(frequencies / params.tuning)
-    centres = np.asarray(band.bins, dtype=float)[:, None]
+    centres = np.asarray(band.bins, dtype=float)[rows, None]
     if band.kind == "octave":
         return bin_window(position - centres)
     if band.octave < 0:  # residual_low: 1 below the grid point under the first bin
@@ -123,6 +127,61 @@ def _row_supports(band: Band, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
     if band.octave < 0:
         return np.full_like(centre, -1.0), centre
     return centre, np.full_like(centre, grid.sample_rate / 2 + 1.0)
+
+
+#: Window values evaluated at once while planning (bounds the plan's temporary arrays).
+_PLAN_CHUNK = 1 << 18
+
+
+def _sample_windows(
+    band: Band, grid: Grid, length: int, real: np.dtype
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sample the windows of ``band`` on the FFT grid of ``length`` samples.
+
+    Returns
+    -------
+    starts, widths : ndarray of int64, shape (n_bins,)
+        First FFT index and number of FFT indices of each row's support.
+    weights : ndarray of ``real``, shape (n_bins, max(widths))
+        The window values, zero-padded beyond each row's width.
+    """
+    n_freq = length // 2 + 1
+    scale = length / grid.sample_rate
+    low, high = _row_supports(band, grid)
+    first = np.maximum(np.floor(low * scale).astype(np.int64), 0)
+    last = np.minimum(np.ceil(high * scale).astype(np.int64), n_freq - 1)
+    span = int((last - first).max()) + 1
+    starts = np.empty(band.n_bins, dtype=np.int64)
+    widths = np.empty(band.n_bins, dtype=np.int64)
+    pieces = []
+    per_group = max(1, _PLAN_CHUNK // span)
+    for top in range(0, band.n_bins, per_group):
+        rows = slice(top, min(top + per_group, band.n_bins))
+        values = np.empty((rows.stop - rows.start, span), dtype=real)
+        for left in range(0, span, _PLAN_CHUNK):
+            columns = np.arange(left, min(left + _PLAN_CHUNK, span))
+            index = first[rows, None] + columns
+            chunk = band_window(band, index * (1.0 / scale), grid, rows)
+            chunk[index > last[rows, None]] = 0.0
+            values[:, left : left + columns.size] = chunk
+        # Each row's support is a contiguous run of non-zero values.
+        nonzero = values > 0
+        has_any = nonzero.any(axis=1)
+        lead = np.where(has_any, nonzero.argmax(axis=1), 0)
+        tail = np.where(has_any, nonzero[:, ::-1].argmax(axis=1), span)
+        widths[rows] = np.maximum(span - lead - tail, 0)
+        starts[rows] = first[rows] + lead
+        width = max(int(widths[rows].max(initial=0)), 1)
+        offsets = np.arange(width)
+        piece = np.take_along_axis(values, np.minimum(lead[:, None] + offsets, span - 1), axis=1)
+        piece[offsets >= widths[rows, None]] = 0.0
+        pieces.append(piece)
+    weights = np.zeros((band.n_bins, max(piece.shape[1] for piece in pieces)), dtype=real)
+    row = 0
+    for piece in pieces:
+        weights[row : row + piece.shape[0], : piece.shape[1]] = piece
+        row += piece.shape[0]
+    return starts, widths, weights
 
 
 @dataclass(frozen=True)
@@ -152,27 +211,32 @@ class BandLayout:
     widths: np.ndarray
     weights: np.ndarray
 
-    def source_index(self, trash: int) -> np.ndarray:
-        """FFT indices of every weight; padding points at ``trash``.
+    def source_index(self, trash: int, rows: slice = slice(None)) -> np.ndarray:
+        """FFT indices of every weight of ``rows``; padding points at ``trash``.
 
         Returns
         -------
-        ndarray of int, shape ``weights.shape``
+        ndarray of int, shape ``weights[rows].shape``
         """
         offsets = np.arange(self.weights.shape[1])
-        index = self.starts[:, None] + offsets
-        return np.where(offsets < self.widths[:, None], index, trash)
+        index = self.starts[rows, None] + offsets
+        return np.where(offsets < self.widths[rows, None], index, trash)
 
-    def frame_index(self) -> np.ndarray:
-        """Position of every weight in its row's length-``frames`` periodic spectrum.
-
-        Within a row the positions are distinct because no support is wider than
-        ``frames``.
-        """
+    def frame_index(self, rows: slice = slice(None)) -> np.ndarray:
+        """Position of every weight of ``rows`` in its row's length-``frames`` periodic
+        spectrum.  Within a row the positions are distinct because no support is wider than
+        ``frames``."""
         offsets = np.arange(self.weights.shape[1])
-        index = (self.starts % self.frames)[:, None] + offsets
+        index = (self.starts[rows] % self.frames)[:, None] + offsets
         index[index >= self.frames] -= self.frames  # widths <= frames: one wrap at most
         return index
+
+    def row_groups(self, limit: int) -> list[slice]:
+        """Slices of rows with at most about ``limit`` coefficients each (at least one row),
+        so that the transform's temporary arrays stay small whatever the length."""
+        per_group = max(1, limit // max(self.frames, 1))
+        n_rows = self.band.n_bins
+        return [slice(first, min(first + per_group, n_rows)) for first in range(0, n_rows, per_group)]
 
     @property
     def real(self) -> bool:
@@ -217,23 +281,9 @@ class Plan:
         real = np.finfo(self._dtype).dtype
         n_freq = self._length // 2 + 1
         layouts = []
-        scale = self._length / grid.sample_rate
         for band in grid.bands:
             frames = self._length // band.hop
-            low, high = _row_supports(band, grid)
-            first = np.maximum(np.floor(low * scale).astype(np.int64), 0)
-            last = np.minimum(np.ceil(high * scale).astype(np.int64), n_freq - 1)
-            span = int((last - first).max()) + 1
-            index = first[:, None] + np.arange(span)
-            values = band_window(band, index * (1.0 / scale), grid)
-            values[index > last[:, None]] = 0.0
-            # Each row's support is a contiguous run of non-zero values.
-            nonzero = values > 0
-            has_any = nonzero.any(axis=1)
-            lead = np.where(has_any, nonzero.argmax(axis=1), 0)
-            tail = np.where(has_any, nonzero[:, ::-1].argmax(axis=1), span)
-            widths = np.maximum(span - lead - tail, 0)
-            starts = first + lead
+            starts, widths, weights = _sample_windows(band, grid, self._length, real)
             occupied = widths.copy()
             if band.kind == "residual":  # mirrored: both sides, self-conjugate points once
                 ends = starts + widths - 1
@@ -243,19 +293,8 @@ class Plan:
                     f"internal: band {band.name} window ({occupied.max()} FFT samples) wider "
                     f"than its {frames} frames"
                 )
-            width_max = max(int(widths.max(initial=0)), 1)
-            offsets = np.arange(width_max)
-            take = np.minimum(lead[:, None] + offsets, span - 1)
-            weights = np.take_along_axis(values, take, axis=1)
-            weights[offsets >= widths[:, None]] = 0.0
             layouts.append(
-                BandLayout(
-                    band=band,
-                    frames=frames,
-                    starts=starts.astype(np.int64),
-                    widths=widths.astype(np.int64),
-                    weights=np.ascontiguousarray(weights, dtype=real),
-                )
+                BandLayout(band=band, frames=frames, starts=starts, widths=widths, weights=weights)
             )
         self._layouts = tuple(layouts)
 

@@ -43,7 +43,7 @@ COMPRESSIONS = ("gzip", "lzf", "none")
 #: Beyond this many bins per octave the windows are narrower than any useful analysis.
 MAX_BINS_PER_OCTAVE = 1024
 #: Audio longer than this (seconds) is transformed block by block in bounded memory.
-BLOCK_SECONDS = 240.0
+BLOCK_SECONDS = 180.0
 
 
 def _positive_finite(name: str, value: object) -> float:

@@ -374,7 +374,7 @@ def encode(
         block_seconds=block_seconds, workers=workers,
     ):
         if first == 0 and stop == units:
-            arrays = block
+            arrays = list(block)
         else:
             if arrays is None:
                 arrays = [

@@ -42,6 +42,10 @@ __all__ = [
     "synthesize_signal",
 ]
 
+#: Coefficients transformed at once (rows of a band are grouped up to this many), which
+#: bounds the temporary arrays of the transform whatever the signal's length.
+GROUP_COEFFICIENTS = 1 << 21
+
 #: Overlap on each side of a block, in hop units of the lowest octave.  The atoms' tails
 #: beyond it are below the float32 noise floor (see docs/FORMAT.md for the measurement).
 MARGIN_UNITS = 32
@@ -117,8 +121,8 @@ def analyze(signal: np.ndarray, plan: Plan, *, workers: int | None = None) -> li
     channels = signal.shape[0]
     real = np.finfo(plan.dtype).dtype
     n_freq = plan.length // 2 + 1
-    trash = n_freq  # one extra zero slot that padded window entries read from
-    spectrum = np.zeros(n_freq + 1, dtype=plan.dtype)
+    # Padded window entries read some valid index: their weight is 0 and the input finite.
+    trash = 0
     outputs = [
         np.empty(
             (channels, layout.band.n_bins, layout.frames), dtype=real if layout.real else plan.dtype
@@ -126,23 +130,24 @@ def analyze(signal: np.ndarray, plan: Plan, *, workers: int | None = None) -> li
         for layout in plan.layouts
     ]
     for channel in range(channels):
-        spectrum[:n_freq] = sp_fft.rfft(signal[channel].astype(real, copy=False), workers=workers)
+        spectrum = sp_fft.rfft(signal[channel].astype(real, copy=False), workers=workers)
         for layout, output in zip(plan.layouts, outputs):
-            source = layout.source_index(trash)
-            rows = np.zeros((layout.band.n_bins, layout.frames), dtype=plan.dtype)
-            values = spectrum[source]
-            values *= layout.weights
-            if layout.real:
-                # Negative-frequency mirror first; the direct values then overwrite the
-                # self-conjugate points (DC, Nyquist), which must be counted once.
-                np.put_along_axis(rows, (-source) % layout.frames, values.conj(), axis=1)
-            np.put_along_axis(rows, layout.frame_index(), values, axis=1)
-            rows = sp_fft.ifft(rows, axis=1, overwrite_x=True, workers=workers)
             scale = real.type(layout.analysis_scale)
-            if layout.real:
-                np.multiply(rows.real, scale, out=output[channel])
-            else:
-                np.multiply(rows, scale, out=output[channel])
+            for rows in layout.row_groups(GROUP_COEFFICIENTS):
+                source = layout.source_index(trash, rows)
+                folded = np.zeros((source.shape[0], layout.frames), dtype=plan.dtype)
+                values = spectrum[source]
+                values *= layout.weights[rows]
+                if layout.real:
+                    # Negative-frequency mirror first; the direct values then overwrite the
+                    # self-conjugate points (DC, Nyquist), which must be counted once.
+                    np.put_along_axis(folded, (-source) % layout.frames, values.conj(), axis=1)
+                np.put_along_axis(folded, layout.frame_index(rows), values, axis=1)
+                folded = sp_fft.ifft(folded, axis=1, overwrite_x=True, workers=workers)
+                if layout.real:
+                    np.multiply(folded.real, scale, out=output[channel, rows])
+                else:
+                    np.multiply(folded, scale, out=output[channel, rows])
     return outputs
 
 
@@ -181,16 +186,19 @@ def synthesize(
                     f"band {layout.band.name} must have shape {expected}, "
                     f"got {band_coefficients.shape}"
                 )
-            periodic = sp_fft.fft(
-                band_coefficients[channel].astype(plan.dtype, copy=False), axis=1, workers=workers
-            )
-            values = np.take_along_axis(periodic, layout.frame_index(), axis=1)
-            values *= layout.weights * real.type(layout.synthesis_scale)
-            source = layout.source_index(trash)
-            # Rows two apart have disjoint supports, so each += writes distinct indices
-            # (apart from the trash slot, which is discarded).
-            for parity in (0, 1):
-                spectrum[source[parity::2]] += values[parity::2]
+            scale = real.type(layout.synthesis_scale)
+            for rows in layout.row_groups(GROUP_COEFFICIENTS):
+                periodic = sp_fft.fft(
+                    band_coefficients[channel, rows].astype(plan.dtype, copy=False), axis=1,
+                    workers=workers,
+                )
+                values = np.take_along_axis(periodic, layout.frame_index(rows), axis=1)
+                values *= layout.weights[rows] * scale
+                source = layout.source_index(trash, rows)
+                # Rows two apart have disjoint supports, so each += writes distinct indices
+                # (apart from the trash slot, which is discarded).
+                for parity in (0, 1):
+                    spectrum[source[parity::2]] += values[parity::2]
         signal[channel] = sp_fft.irfft(spectrum[:n_freq], n=plan.length, workers=workers)
     return signal
 
@@ -256,21 +264,28 @@ def block_schedule(
     return BlockSchedule(grid, units, block_units, MARGIN_UNITS)
 
 
+#: Samples read at a time when filling a block (bounds the reader's temporary arrays).
+READ_SAMPLES = 1 << 20
+
+
 def _circular_read(
     read: Callable[[int, int], np.ndarray], start: int, stop: int, period: int, available: int,
-    channels: int,
+    channels: int, dtype: np.dtype,
 ) -> np.ndarray:
     """Samples ``start:stop`` of the periodic extension (period ``period``) of a signal of
-    ``available`` samples padded with zeros; ``read(a, b)`` returns samples ``a:b``
-    (``0 <= a < b <= available``) as shape ``(b - a, channels)``."""
-    out = np.zeros((stop - start, channels))
+    ``available`` samples padded with zeros, as shape ``(channels, stop - start)``;
+    ``read(a, b)`` returns samples ``a:b`` (``0 <= a < b <= available``) as shape
+    ``(b - a, channels)``."""
+    out = np.zeros((channels, stop - start), dtype=dtype)
     position = start
     while position < stop:
         wrapped = position % period
         run = min(stop - position, period - wrapped)
         low, high = wrapped, min(wrapped + run, available)
-        if high > low:
-            out[position - start : position - start + high - low] = read(low, high)
+        for first in range(low, high, READ_SAMPLES):
+            last = min(first + READ_SAMPLES, high)
+            at = position - start + first - low
+            out[:, at : at + last - first] = read(first, last).T
         position += run
     return out
 
@@ -300,6 +315,7 @@ def analyze_blocks(
         The hop units this block covers.
     coefficients : list of ndarray
         Per band, shape ``(channels, n_bins, (stop_unit - first_unit) * hop_unit / hop)``.
+        The list is emptied when the next block is asked for: keep copies, not the list.
     """
     grid = schedule.grid
     unit = grid.hop_unit
@@ -308,14 +324,21 @@ def analyze_blocks(
     margin = schedule.margin_units * unit
     for first, stop in schedule.blocks:
         begin = first * unit - margin
-        block = _circular_read(read, begin, begin + plan.length, period, n_samples, channels)
-        coefficients = analyze(block.T, plan, workers=workers)
+        block = _circular_read(
+            read, begin, begin + plan.length, period, n_samples, channels, np.finfo(dtype).dtype
+        )
+        coefficients = analyze(block, plan, workers=workers)
+        del block
         kept = []
         for layout, values in zip(plan.layouts, coefficients):
             per_unit = unit // layout.band.hop
             offset = schedule.margin_units * per_unit
             kept.append(values[:, :, offset : offset + (stop - first) * per_unit])
+        del coefficients
         yield first, stop, kept
+        # Free this block's arrays before the next is computed, even if the caller still
+        # holds the list (its loop variable does until the next item arrives).
+        kept.clear()
 
 
 def synthesize_blocks(
@@ -363,6 +386,7 @@ def synthesize_blocks(
                 )
             )
         signal = synthesize(coefficients, plan, workers=workers)
+        del coefficients
         low = schedule.margin_units * unit
         start = first * unit
         end = min(stop * unit, n_samples)
@@ -420,9 +444,9 @@ def analyze_signal(
         yield from analyze_blocks(read, n_samples, channels, schedule, dtype, workers=workers)
         return
     units = transform_units(n_samples, grid)
-    padded = np.zeros((channels, units * grid.hop_unit), dtype=np.finfo(dtype).dtype)
-    padded[:, :n_samples] = read(0, n_samples).T
-    yield 0, units, analyze(padded, get_plan(grid, padded.shape[1], dtype), workers=workers)
+    length = units * grid.hop_unit
+    padded = _circular_read(read, 0, length, length, n_samples, channels, np.finfo(dtype).dtype)
+    yield 0, units, analyze(padded, get_plan(grid, length, dtype), workers=workers)
 
 
 def synthesize_signal(

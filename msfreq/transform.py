@@ -120,7 +120,6 @@ def analyze(signal: np.ndarray, plan: Plan, *, workers: int | None = None) -> li
     """
     channels = signal.shape[0]
     real = np.finfo(plan.dtype).dtype
-    n_freq = plan.length // 2 + 1
     # Padded window entries read some valid index: their weight is 0 and the input finite.
     trash = 0
     outputs = [

@@ -353,8 +353,17 @@ def _run_pool(kind, jobs, options, jobs_count, overwrite, debug, record, on_prog
     )
     pending: set[Future] = set()
     try:
-        for job in jobs:
-            pending.add(executor.submit(_run_one, kind, job, options, overwrite, debug))
+        # Workers start with Ctrl-C ignored (inherited) until their own handler is in place,
+        # so that an interrupt during their start-up cannot land in arbitrary code.
+        handler = signal.getsignal(signal.SIGINT)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            for job in jobs:
+                pending.add(executor.submit(_run_one, kind, job, options, overwrite, debug))
+        finally:
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, handler)
         while pending:
             finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
             _check_stop()

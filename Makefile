@@ -32,11 +32,11 @@ demo: $(STAMP)
 
 ## test: lint and the whole test suite
 test: $(STAMP)
-	$(BIN)/ruff check msfreq tests examples sample_audio
+	$(BIN)/ruff check msfreq tests benchmarks examples sample_audio
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check msfreq tests examples sample_audio
+	$(BIN)/ruff check msfreq tests benchmarks examples sample_audio
 
 ## bench: msfreq against librosa (and Essentia when it installs); writes benchmarks/RESULTS.md
 bench: $(BENCH_STAMP)

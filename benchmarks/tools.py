@@ -28,7 +28,9 @@ def msfreq_tool(dtype: str):
 
         grid = make_grid(rate, TransformParams(bins_per_octave=BINS))
         units = transform_units(x.size, grid)
-        count = sum(units * grid.hop_unit // band.hop * band.n_bins for band in grid.bands)
+        # complex coefficients; a real residual sample counts as half of one
+        count = sum(units * grid.hop_unit // band.hop * band.n_bins * (0.5 if band.kind == "residual" else 1)
+                    for band in grid.bands)
         return encode, decode, count
 
     return prepare
@@ -53,7 +55,9 @@ def fft_floor(x: np.ndarray, rate: int):
             sp_fft.fft(array, axis=1)
         return sp_fft.irfft(sp_fft.rfft(signal), n=length)[: x.size]
 
-    return encode, decode, sum(a * b for a, b in shapes)
+    count = sum(band.n_bins * length // band.hop * (0.5 if band.kind == "residual" else 1)
+                for band in grid.bands)
+    return encode, decode, count
 
 
 def librosa_tool(x: np.ndarray, rate: int):

@@ -276,17 +276,24 @@ def _circular_read(
     ``read(a, b)`` returns samples ``a:b`` (``0 <= a < b <= available``) as shape
     ``(b - a, channels)``."""
     out = np.zeros((channels, stop - start), dtype=dtype)
-    position = start
-    while position < stop:
-        wrapped = position % period
-        run = min(stop - position, period - wrapped)
+    for position, wrapped, run in _periodic_runs(start, stop, period):
         low, high = wrapped, min(wrapped + run, available)
         for first in range(low, high, READ_SAMPLES):
             last = min(first + READ_SAMPLES, high)
             at = position - start + first - low
             out[:, at : at + last - first] = read(first, last).T
-        position += run
     return out
+
+
+def _periodic_runs(start: int, stop: int, period: int) -> Iterator[tuple[int, int, int]]:
+    """Split ``start:stop`` of a sequence periodic in ``period`` into runs that do not wrap:
+    yield ``(position, position % period, length)``."""
+    position = start
+    while position < stop:
+        wrapped = position % period
+        run = min(stop - position, period - wrapped)
+        yield position, wrapped, run
+        position += run
 
 
 def analyze_blocks(
@@ -397,13 +404,7 @@ def _circular_frames(
     read: Callable[[int, int], np.ndarray], start: int, stop: int, period: int
 ) -> np.ndarray:
     """Frames ``start:stop`` of a periodic sequence of ``period`` frames."""
-    pieces = []
-    position = start
-    while position < stop:
-        wrapped = position % period
-        run = min(stop - position, period - wrapped)
-        pieces.append(read(wrapped, wrapped + run))
-        position += run
+    pieces = [read(wrapped, wrapped + run) for _, wrapped, run in _periodic_runs(start, stop, period)]
     return pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=-1)
 
 

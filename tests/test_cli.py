@@ -224,3 +224,33 @@ def test_ctrl_c_leaves_no_partial_files(tmp_path, jobs):
     assert not [p for p in out.rglob("*") if p.name.endswith(".msfreq-partial")]
     for done in out.rglob("*.h5"):
         msfreq.verify(done)
+
+
+def test_full_disk_is_one_line_and_the_batch_goes_on(mixed, tmp_path, monkeypatch):
+    import errno
+
+    import msfreq.batch
+
+    real = msfreq.batch.encode_file
+
+    def failing(source, destination, **options):
+        if source.name == "house.wav":
+            raise OSError(errno.ENOSPC, "No space left on device", str(destination))
+        return real(source, destination, **options)
+
+    monkeypatch.setattr(msfreq.batch, "encode_file", failing)
+    result = run("encode", mixed, "-o", tmp_path / "out", "-j", "1")
+    assert result.exit_code == 1
+    assert "house.wav: No space left on device" in result.output
+    assert "encoded 3, skipped 0, failed 2" in result.output  # and broken.wav
+    assert "Traceback" not in result.output
+
+
+def test_output_tree_blocked_by_a_file(mixed, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "drums").write_text("a file where a folder should be")
+    result = run("encode", mixed, "-o", out, "-j", "1")
+    assert result.exit_code == 1
+    assert result.output.count("failed: ") == 3  # two drum files and the broken one
+    assert "kick.flac" in result.output and (out / "house.h5").exists()

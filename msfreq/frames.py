@@ -54,7 +54,14 @@ def smoothstep(t: np.ndarray) -> np.ndarray:
     t : ndarray
         Values in ``[0, 1]``.
     """
-    return t**6 * (462.0 + t * (-1980.0 + t * (3465.0 + t * (-3080.0 + t * (1386.0 - 252.0 * t)))))
+    t = np.asarray(t, dtype=float)
+    value = np.full_like(t, -252.0)
+    for coefficient in (1386.0, -3080.0, 3465.0, -1980.0, 462.0):  # Horner, in place
+        value *= t
+        value += coefficient
+    square = t * t
+    value *= square * square * square
+    return value
 
 
 def bin_window(t: np.ndarray) -> np.ndarray:
@@ -70,13 +77,20 @@ def bin_window(t: np.ndarray) -> np.ndarray:
     ndarray
         ``cos(pi/2 * s(|t|))`` for ``|t| < 1``, else 0.
     """
-    distance = np.minimum(np.abs(t), 1.0)
-    # For distances past 0.5 evaluate the complementary form sin(pi/2 * s(1 - d)), so that
-    # the two windows overlapping at any frequency use the same s value and their squares
-    # sum to 1 up to one rounding (not up to the polynomial's cancellation error).
-    near = distance <= 0.5
-    ramp = smoothstep(np.where(near, distance, 1.0 - distance))
-    return np.where(near, np.cos(0.5 * np.pi * ramp), np.sin(0.5 * np.pi * ramp))
+    distance = np.abs(t)
+    outside = distance >= 1.0
+    np.minimum(distance, 1.0, out=distance)
+    # For distances past 0.5 evaluate the complementary form cos(pi/2 * (1 - s(1 - d))), so
+    # that the two windows overlapping at any frequency use the same s value and their
+    # squares sum to 1 up to a rounding or two (not up to the polynomial's cancellation error).
+    far = distance > 0.5
+    np.subtract(1.0, distance, out=distance, where=far)
+    ramp = smoothstep(distance)
+    np.subtract(1.0, ramp, out=ramp, where=far)
+    ramp *= 0.5 * np.pi
+    np.cos(ramp, out=ramp)
+    ramp[outside] = 0.0  # cos(pi/2) is 6e-17, not 0: the support must end exactly
+    return ramp
 
 
 def band_window(

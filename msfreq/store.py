@@ -47,7 +47,9 @@ FORMAT_VERSION = 1
 #: Temporary files being written end with this (and start with a dot).
 TEMP_SUFFIX = ".msfreq-partial"
 #: Target size of one HDF5 chunk; chunks span all channels and bins of a band, and time.
-CHUNK_BYTES = 256 * 1024
+#: 64 KiB: a random 2-second crop reads 1.5x faster than with 256 KiB chunks (less
+#: over-read), for 0.6 % more bytes on disk (measured, gzip, 44.1 kHz stereo).
+CHUNK_BYTES = 64 * 1024
 #: gzip level 1: within 1 % of level 6 on coefficient data, at about twice the speed.
 _GZIP_LEVEL = 1
 _REQUIRED_ROOT = (

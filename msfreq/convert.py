@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from math import gcd
 from pathlib import Path
@@ -27,6 +26,7 @@ from msfreq.params import (
     TransformParams,
     resolve_dtype,
 )
+from msfreq.representation import Progress
 from msfreq.scales import make_grid
 from msfreq.store import Header, Writer, open_reader, read_header
 from msfreq.transform import analyze_signal, synthesize_signal, transform_units
@@ -40,8 +40,6 @@ __all__ = [
     "Resampler",
 ]
 
-#: ``progress(done, total)`` within one file, in hop units.
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)

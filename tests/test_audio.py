@@ -54,15 +54,21 @@ def test_double_precision_restores_24_bit_exactly(tmp_path):
     assert report.identical is True
 
 
-def test_ogg_vorbis_comes_back_lossless(tmp_path):
-    x = music_like(22050, 44100, 2, seed=3) * 0.5
-    source = write_audio(tmp_path / "in.ogg", x, 44100, subtype="VORBIS", format="OGG")
+@pytest.mark.parametrize(
+    ("name", "audio_format", "subtype", "rate"),
+    [("in.ogg", "OGG", "VORBIS", 44100), ("in.mp3", "MP3", "MPEG_LAYER_III", 44100),
+     ("in.opus", "OGG", "OPUS", 48000)],
+)
+def test_lossy_sources_come_back_lossless(tmp_path, name, audio_format, subtype, rate):
+    x = music_like(rate // 2, rate, 2, seed=3) * 0.5
+    source = write_audio(tmp_path / name, x, rate, subtype=subtype, format=audio_format)
+    assert probe(source).lossy
     encode_file(source, tmp_path / "e.h5")
     report = decode_file(tmp_path / "e.h5", tmp_path / "out.flac")
     assert (report.format, report.subtype) == ("FLAC", "PCM_24")
-    vorbis, _ = sf.read(str(source), always_2d=True)
+    lossy, _ = sf.read(str(source), always_2d=True)
     flac, _ = sf.read(str(report.destination), always_2d=True)
-    assert snr_db(vorbis, flac) > 120
+    assert snr_db(lossy, flac) > 120
 
 
 def test_checksum_recorded(tmp_path):

@@ -2,4 +2,5 @@
 
 from msfreq.cli import main
 
-main()
+if __name__ == "__main__":  # worker processes import this module again: do nothing then
+    main()

@@ -13,7 +13,6 @@ from math import gcd
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from msfreq.audio import AudioInfo, AudioReader, AudioWriter, output_format, probe
 from msfreq.errors import ParameterError
@@ -99,6 +98,8 @@ class Resampler:
         block = np.zeros((last - first, self.reader.info.channels))
         if high > low:
             block[low - first : high - first] = self.reader.read(low, high)
+        from scipy.signal import resample_poly  # imported here: scipy.signal takes 0.8 s to load
+
         filtered = resample_poly(block, self.up, self.down, axis=0)
         offset = start - first * self.up // self.down
         return filtered[offset : offset + stop - start]

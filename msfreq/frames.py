@@ -34,7 +34,6 @@ from msfreq.scales import Band, Grid
 __all__ = [
     "smoothstep",
     "bin_window",
-    "band_window",
     "BandLayout",
     "Plan",
     "get_plan",
@@ -93,108 +92,93 @@ def bin_window(t: np.ndarray) -> np.ndarray:
     return ramp
 
 
-def band_window(
-    band: Band, frequencies: np.ndarray, grid: Grid, rows: slice = slice(None)
-) -> np.ndarray:
-    """Return the window values of ``rows`` of ``band`` at ``frequencies``.
-
-    Parameters
-    ----------
-    band : Band
-    frequencies : ndarray, shape (n_rows, n) or broadcastable
-        Frequencies in Hz (>= 0).
-    grid : Grid
-    rows : slice
-        Which rows of the band (default all).
-
-    Returns
-    -------
-    ndarray, same shape as ``frequencies`` broadcast against ``(n_rows, 1)``
-    """
-    params = grid.params
-    with np.errstate(divide="ignore"):
-        position = params.bins_per_octave * np.log2(frequencies / params.tuning)
-    centres = np.asarray(band.bins, dtype=float)[rows, None]
-    if band.kind == "octave":
-        return bin_window(position - centres)
-    if band.octave < 0:  # residual_low: 1 below the grid point under the first bin
-        edge = centres - 1.0
-        return np.where(position <= edge, 1.0, bin_window(position - edge))
-    edge = centres + 1.0  # residual_high: 1 above the grid point over the last bin
-    return np.where(position >= edge, 1.0, bin_window(position - edge))
-
-
-def _row_supports(band: Band, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
-    """Open frequency intervals (Hz) outside which each row's window is zero.
-
-    Returns
-    -------
-    low, high : ndarray, shape (n_bins,)
-    """
-    params = grid.params
-    centres = np.asarray(band.bins, dtype=float)
-    below = params.tuning * np.exp2((centres - 1.0) / params.bins_per_octave)
-    above = params.tuning * np.exp2((centres + 1.0) / params.bins_per_octave)
-    if band.kind == "octave":
-        return below, above
-    centre = params.tuning * np.exp2(centres / params.bins_per_octave)
-    if band.octave < 0:
-        return np.full_like(centre, -1.0), centre
-    return centre, np.full_like(centre, grid.sample_rate / 2 + 1.0)
-
-
-#: Window values evaluated at once while planning (bounds the plan's temporary arrays).
+#: Values computed at once while planning (bounds the plan's temporary arrays).
 _PLAN_CHUNK = 1 << 18
 
 
+@dataclass(frozen=True)
+class _Pairs:
+    """Every FFT frequency lies between two grid points: ``floor[m] < u[m] < floor[m] + 1``
+    on the log-frequency axis.  ``lower[m]`` is the window of bin ``floor[m]`` there and
+    ``upper[m]`` that of bin ``floor[m] + 1``; ``lower**2 + upper**2 = 1``.  Computing each
+    pair once, from one ``u``, makes the partition of unity exact to rounding and costs one
+    polynomial and two trigonometric evaluations per FFT frequency."""
+
+    position: np.ndarray
+    floor: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+def _pairs(grid: Grid, length: int, real: np.dtype) -> _Pairs:
+    n_freq = length // 2 + 1
+    params = grid.params
+    position = np.empty(n_freq)
+    position[0] = -np.inf
+    frequencies = np.arange(1, n_freq) * (grid.sample_rate / length / params.tuning)
+    position[1:] = params.bins_per_octave * np.log2(frequencies)
+    floor = np.empty(n_freq, dtype=np.int32)
+    lower = np.empty(n_freq, dtype=real)
+    upper = np.empty(n_freq, dtype=real)
+    floor[0] = np.iinfo(np.int32).min // 2
+    lower[0], upper[0] = 1.0, 0.0
+    for first in range(1, n_freq, _PLAN_CHUNK):
+        piece = slice(first, min(first + _PLAN_CHUNK, n_freq))
+        whole = np.floor(position[piece])
+        offset = position[piece] - whole  # in [0, 1)
+        near = offset <= 0.5
+        angle = smoothstep(np.where(near, offset, 1.0 - offset))
+        angle *= 0.5 * np.pi
+        cosine, sine = np.cos(angle), np.sin(angle)
+        floor[piece] = whole
+        lower[piece] = np.where(near, cosine, sine)
+        upper[piece] = np.where(near, sine, cosine)
+    return _Pairs(position=position, floor=floor, lower=lower, upper=upper)
+
+
 def _sample_windows(
-    band: Band, grid: Grid, length: int, real: np.dtype
+    band: Band, pairs: _Pairs, real: np.dtype
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sample the windows of ``band`` on the FFT grid of ``length`` samples.
+    """Sample the windows of ``band`` on the FFT grid described by ``pairs``.
 
     Returns
     -------
     starts, widths : ndarray of int64, shape (n_bins,)
-        First FFT index and number of FFT indices of each row's support.
+        First FFT index and number of FFT indices of each row's support (the open interval
+        from the grid point below the row's bin to the grid point above it).
     weights : ndarray of ``real``, shape (n_bins, max(widths))
         The window values, zero-padded beyond each row's width.
     """
-    n_freq = length // 2 + 1
-    scale = length / grid.sample_rate
-    low, high = _row_supports(band, grid)
-    first = np.maximum(np.floor(low * scale).astype(np.int64), 0)
-    last = np.minimum(np.ceil(high * scale).astype(np.int64), n_freq - 1)
-    span = int((last - first).max()) + 1
-    starts = np.empty(band.n_bins, dtype=np.int64)
-    widths = np.empty(band.n_bins, dtype=np.int64)
-    pieces = []
-    per_group = max(1, _PLAN_CHUNK // span)
+    n_freq = pairs.position.size
+    bins = np.asarray(band.bins, dtype=np.int64)
+    if band.kind == "octave":
+        starts = np.searchsorted(pairs.position, bins - 1, side="right")
+        stops = np.searchsorted(pairs.position, bins + 1, side="left")
+    elif band.octave < 0:  # residual_low: everything below its bin (the first bin's centre)
+        starts = np.zeros_like(bins)
+        stops = np.searchsorted(pairs.position, bins, side="left")
+    else:  # residual_high: everything above its bin (the last bin's centre)
+        starts = np.searchsorted(pairs.position, bins, side="right")
+        stops = np.full_like(bins, n_freq)
+    widths = np.maximum(stops - starts, 0).astype(np.int64)
+    starts = starts.astype(np.int64)
+    weights = np.zeros((band.n_bins, max(int(widths.max(initial=0)), 1)), dtype=real)
+    per_group = max(1, _PLAN_CHUNK // weights.shape[1])
     for top in range(0, band.n_bins, per_group):
         rows = slice(top, min(top + per_group, band.n_bins))
-        values = np.empty((rows.stop - rows.start, span), dtype=real)
-        for left in range(0, span, _PLAN_CHUNK):
-            columns = np.arange(left, min(left + _PLAN_CHUNK, span))
-            index = first[rows, None] + columns
-            chunk = band_window(band, index * (1.0 / scale), grid, rows)
-            chunk[index > last[rows, None]] = 0.0
-            values[:, left : left + columns.size] = chunk
-        # Each row's support is a contiguous run of non-zero values.
-        nonzero = values > 0
-        has_any = nonzero.any(axis=1)
-        lead = np.where(has_any, nonzero.argmax(axis=1), 0)
-        tail = np.where(has_any, nonzero[:, ::-1].argmax(axis=1), span)
-        widths[rows] = np.maximum(span - lead - tail, 0)
-        starts[rows] = first[rows] + lead
-        width = max(int(widths[rows].max(initial=0)), 1)
-        offsets = np.arange(width)
-        piece = np.take_along_axis(values, np.minimum(lead[:, None] + offsets, span - 1), axis=1)
-        piece[offsets >= widths[rows, None]] = 0.0
-        pieces.append(piece)
-    weights = np.zeros((band.n_bins, max(piece.shape[1] for piece in pieces)), dtype=real)
-    row = 0
-    for piece in pieces:
-        weights[row : row + piece.shape[0], : piece.shape[1]] = piece
-        row += piece.shape[0]
+        offsets = np.arange(weights.shape[1])
+        inside = offsets < widths[rows, None]
+        index = np.where(inside, starts[rows, None] + offsets, 0)
+        below = pairs.floor[index]
+        if band.kind == "octave":
+            own = bins[rows, None]
+            values = np.where(below == own, pairs.lower[index],
+                              np.where(below == own - 1, pairs.upper[index], 0.0))
+        elif band.octave < 0:  # acts as bin (k - 1), extended down to DC with 1
+            values = np.where(below < bins[rows, None] - 1, 1.0, pairs.lower[index])
+        else:  # acts as bin (k + 1), extended up to Nyquist with 1
+            values = np.where(below > bins[rows, None], 1.0, pairs.upper[index])
+        weights[rows] = np.where(inside, values, 0.0)
     return starts, widths, weights
 
 
@@ -295,9 +279,10 @@ class Plan:
         real = np.finfo(self._dtype).dtype
         n_freq = self._length // 2 + 1
         layouts = []
+        pairs = _pairs(grid, self._length, real)
         for band in grid.bands:
             frames = self._length // band.hop
-            starts, widths, weights = _sample_windows(band, grid, self._length, real)
+            starts, widths, weights = _sample_windows(band, pairs, real)
             occupied = widths.copy()
             if band.kind == "residual":  # mirrored: both sides, self-conjugate points once
                 ends = starts + widths - 1

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import music_like, snr_db
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import msfreq
 from msfreq.errors import ParameterError
@@ -255,3 +257,41 @@ def test_transform_units_are_fast_lengths():
     assert transform_units(grid.hop_unit * 181, grid) == 189  # 181 is prime; 189 = 3**3 * 7
     with pytest.raises(ParameterError):
         synthesize([], get_plan(grid, grid.hop_unit, np.complex64))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(1, 30000),
+    channels=st.integers(1, 3),
+    bins=st.sampled_from([3, 12, 17, 24, 48]),
+    rate=st.sampled_from([8000, 16000, 22050]),
+    dtype=st.sampled_from([np.complex64, np.complex128]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_round_trip_property(n, channels, bins, rate, dtype, seed):
+    x = np.random.default_rng(seed).standard_normal((n, channels))
+    y = msfreq.decode(msfreq.encode(x, rate, bins_per_octave=bins, dtype=dtype))
+    assert y.shape == x.shape
+    assert snr_db(x, y) >= required_snr(dtype)
+
+
+@pytest.mark.parametrize("band_index", [0, 1, 5, 10, 11])
+def test_plan_weights_follow_the_window_formula(band_index):
+    grid = make_grid(44100, TransformParams())
+    plan = Plan(grid, 2 * grid.hop_unit, np.complex128)
+    layout = plan.layouts[band_index]
+    band = layout.band
+    params = grid.params
+    for row in range(0, band.n_bins, 7):
+        index = layout.starts[row] + np.arange(layout.widths[row])
+        with np.errstate(divide="ignore"):
+            u = params.bins_per_octave * np.log2(index * grid.sample_rate / plan.length / params.tuning)
+        k = band.bins[row]
+        if band.kind == "octave":
+            expected = bin_window(u - k)
+        elif band.octave < 0:
+            expected = np.where(u <= k - 1, 1.0, bin_window(u - (k - 1)))
+        else:
+            expected = np.where(u >= k + 1, 1.0, bin_window(u - (k + 1)))
+        np.testing.assert_allclose(layout.weights[row, : layout.widths[row]], expected, atol=1e-12)
+        assert np.all(layout.weights[row, layout.widths[row] :] == 0)

@@ -247,7 +247,10 @@ def _run_one(kind: str, job: Job, options: dict, overwrite: bool, debug: bool) -
         function = encode_file if kind == "encode" else decode_file
         report = function(job.source, job.destination, progress=_report(job.label), **options)
     except MsfreqError as error:
-        return Outcome(job, "failed", str(error), traceback.format_exc() if debug else None)
+        message = str(error)
+        if str(job.source) not in message:  # parameter errors do not know the file
+            message = f"{job.source}: {message}"
+        return Outcome(job, "failed", message, traceback.format_exc() if debug else None)
     except MemoryError:
         return Outcome(job, "failed", f"{job.source}: out of memory", None)
     except OSError as error:

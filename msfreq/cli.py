@@ -135,7 +135,7 @@ def _done_line(kind: str, outcome: Outcome) -> str:
     if kind == "encode":
         return (f"encoded: {outcome.job.source} -> {report.destination} "
                 f"({report.seconds:.2f} s audio, {_size(report.bytes_written)}, {report.elapsed:.2f} s)")
-    identical = {True: ", bit-identical to the source", False: ", differs from the source",
+    identical = {True: ", bit-identical to the source", False: ", not bit-identical to the source",
                  None: ""}[report.identical]
     return (f"decoded: {outcome.job.source} -> {report.destination} "
             f"({report.format} {report.subtype}{identical}, {report.elapsed:.2f} s)")

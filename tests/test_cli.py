@@ -59,8 +59,8 @@ def test_decode_restores_16_bit_identically(mixed, tmp_path):
     assert result.exit_code == 0, result.output
     assert "decoded 4, skipped 0, failed 0" in result.output
     # the three 16-bit sources are bit-identical; the 24-bit FLAC is within 24-bit LSBs
-    assert result.output.count("bit-identical to the source") == 3
-    assert result.output.count("differs from the source") == 1
+    assert result.output.count(", bit-identical to the source") == 3
+    assert result.output.count("not bit-identical to the source") == 1
     for name in ["house.wav", "drums/kick.wav", "pads/wide.aiff"]:
         source = mixed / name
         back = tmp_path / "dec" / (name if name != "drums/kick.wav" else "drums/kick.wav.wav")
@@ -254,3 +254,22 @@ def test_output_tree_blocked_by_a_file(mixed, tmp_path):
     assert result.exit_code == 1
     assert result.output.count("failed: ") == 3  # two drum files and the broken one
     assert "kick.flac" in result.output and (out / "house.h5").exists()
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda path: write_audio(path, np.zeros((0, 2)), 44100), "holds no samples"),
+        (lambda path: write_audio(path, np.array([[0.1], [np.nan], [0.2]] * 100), 44100, subtype="FLOAT"),
+         "NaN or infinite"),
+        (lambda path: write_audio(path, np.zeros((500, 1)), 20), "too low for one octave"),
+    ],
+)
+def test_bad_audio_files_are_named(tmp_path, make, message):
+    path = tmp_path / "in" / "odd.wav"
+    make(path)
+    result = run("encode", path, "-o", tmp_path / "out")
+    assert result.exit_code == 1
+    line = next(line for line in result.output.splitlines() if line.startswith("failed:"))
+    assert str(path) in line and message in line
+    assert not list((tmp_path / "out").rglob("*.h5")) if (tmp_path / "out").exists() else True

@@ -256,9 +256,11 @@ def inspect(paths, as_json, plot_path, debug) -> None:
     if plot_path is not None and len(found) != 1:
         raise click.UsageError(f"--plot draws one file; {len(found)} were given")
     described = []
+    single = len(found) == 1
     for file, _ in found:
         try:
-            described.append(describe(file))
+            # one file: the full table (reads every chunk); several: one line each (headers)
+            described.append(describe(file, statistics=single))
         except MsfreqError as error:
             failed += 1
             click.echo(f"error: {error}", err=True)
@@ -268,9 +270,9 @@ def inspect(paths, as_json, plot_path, debug) -> None:
             if debug:
                 raise
     if as_json:
-        click.echo(json.dumps(described[0] if len(described) == 1 and len(found) == 1 else described,
+        click.echo(json.dumps(described[0] if single and described else described,
                               indent=2, default=str))
-    elif len(described) == 1 and len(found) == 1:
+    elif single and described:
         click.echo(_table(described[0]))
     else:
         for line in _file_lines(described):

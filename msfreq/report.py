@@ -46,12 +46,15 @@ def _db(value: float, floor: float = -200.0) -> float:
     return float(max(10.0 * np.log10(value), floor)) if value > 0 else floor
 
 
-def describe(path: str | os.PathLike) -> dict:
+def describe(path: str | os.PathLike, *, statistics: bool = True) -> dict:
     """Return everything ``msfreq inspect`` shows about one file, as plain data.
 
     Parameters
     ----------
     path : path-like
+    statistics : bool
+        Read every band to compute its energy, RMS and peak level (this also checks every
+        chunk's checksum); False reads only the header.
 
     Returns
     -------
@@ -60,8 +63,9 @@ def describe(path: str | os.PathLike) -> dict:
         ``channels``, ``params``, ``dtype``, ``compression``, ``format_version``,
         ``msfreq_version``, ``ratio_to_source`` and ``bands``: one dict per band with
         ``name``, ``kind``, ``lower_hz``, ``upper_hz``, ``lower_note``, ``upper_note``,
-        ``bins``, ``frames``, ``hop_samples``, ``hop_ms``, ``energy_percent``, ``rms_db``,
-        ``peak_db`` and ``bytes``.
+        ``bins``, ``frames``, ``hop_samples``, ``hop_ms``, ``bytes`` and, with
+        ``statistics``, ``energy_percent``, ``rms_db`` and ``peak_db`` (and a file-wide
+        ``rms_db``).
 
     Raises
     ------
@@ -74,35 +78,34 @@ def describe(path: str | os.PathLike) -> dict:
         grid = header.grid
         rows, energies = [], []
         for band in grid.bands:
-            energy, peak = _band_energy(reader, band)
-            energies.append(energy)
-            dataset = reader.dataset(band)
-            rows.append(
-                {
-                    "name": band.name,
-                    "kind": band.kind,
-                    "lower_hz": band.lower,
-                    "upper_hz": band.upper,
-                    "lower_note": note_name(band.lower, grid.params.tuning),
-                    "upper_note": note_name(band.upper, grid.params.tuning),
-                    "bins": band.n_bins,
-                    "frames": header.length // band.hop,
-                    "hop_samples": band.hop,
-                    "hop_ms": 1000.0 * band.hop / grid.sample_rate,
-                    "peak_db": _db(peak**2),
-                    "bytes": int(dataset.id.get_storage_size()),
-                    "dataset": dataset_name(band),
-                }
-            )
-    total = sum(energies)
+            row = {
+                "name": band.name,
+                "kind": band.kind,
+                "lower_hz": band.lower,
+                "upper_hz": band.upper,
+                "lower_note": note_name(band.lower, grid.params.tuning),
+                "upper_note": note_name(band.upper, grid.params.tuning),
+                "bins": band.n_bins,
+                "frames": header.length // band.hop,
+                "hop_samples": band.hop,
+                "hop_ms": 1000.0 * band.hop / grid.sample_rate,
+                "bytes": int(reader.dataset(band).id.get_storage_size()),
+                "dataset": dataset_name(band),
+            }
+            if statistics:
+                energy, peak = _band_energy(reader, band)
+                energies.append(energy)
+                row["peak_db"] = _db(peak**2)
+            rows.append(row)
     samples = header.n_samples * header.n_channels
+    total = sum(energies)
     for row, energy in zip(rows, energies):
         row["energy_percent"] = 100.0 * energy / total if total > 0 else 0.0
         row["rms_db"] = _db(energy / samples)
     size = path.stat().st_size
     source_bytes = header.source.get("bytes")
     params = grid.params
-    return {
+    info = {
         "file": str(path),
         "size_bytes": size,
         "source": header.source,
@@ -121,9 +124,11 @@ def describe(path: str | os.PathLike) -> dict:
         "compression": header.compression,
         "format_version": header.format_version,
         "msfreq_version": header.msfreq_version,
-        "rms_db": _db(total / samples),
         "bands": rows,
     }
+    if statistics:
+        info["rms_db"] = _db(total / samples)
+    return info
 
 
 def _pooled_power(reader: Reader, band: Band, factor: int) -> np.ndarray:

@@ -221,12 +221,37 @@ class BlockSchedule:
             raise ParameterError(
                 f"block_units must be >= 1 and margin_units >= 0, got {block_units}, {margin_units}"
             )
-        self.grid = grid
-        self.units = int(units)
-        self.margin_units = int(margin_units)
-        span = int(sp_fft.next_fast_len(block_units + 2 * margin_units))
-        self.block_units = span - 2 * margin_units
-        self.span_units = span
+        self._grid = grid
+        self._units = int(units)
+        self._margin_units = int(margin_units)
+        # The span (block plus margins) is an FFT-friendly number of hop units.
+        self._span_units = int(sp_fft.next_fast_len(block_units + 2 * margin_units))
+        self._block_units = self._span_units - 2 * self._margin_units
+
+    @property
+    def grid(self) -> Grid:
+        """The frequency grid."""
+        return self._grid
+
+    @property
+    def units(self) -> int:
+        """Hop units of the whole transform."""
+        return self._units
+
+    @property
+    def margin_units(self) -> int:
+        """Overlap on each side of a block, in hop units."""
+        return self._margin_units
+
+    @property
+    def block_units(self) -> int:
+        """Hop units each block contributes (the last may contribute fewer)."""
+        return self._block_units
+
+    @property
+    def span_units(self) -> int:
+        """Hop units each block transforms: the block and both margins."""
+        return self._span_units
 
     @property
     def blocks(self) -> list[tuple[int, int]]:

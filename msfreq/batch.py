@@ -87,16 +87,21 @@ class Summary:
         return text
 
 
-def _walk(folder: Path) -> Iterator[Path]:
+def _walk(folder: Path, skip: Path | None = None) -> Iterator[Path]:
     for root, folders, files in os.walk(folder):
-        folders[:] = sorted(name for name in folders if not name.startswith("."))
+        folders[:] = sorted(
+            name for name in folders
+            if not name.startswith(".") and (skip is None or (Path(root) / name).resolve() != skip)
+        )
         for name in sorted(files):
             if not name.startswith("."):
                 yield Path(root) / name
 
 
 def find_inputs(
-    inputs: Iterable[str | os.PathLike], is_wanted: Callable[[Path], bool]
+    inputs: Iterable[str | os.PathLike],
+    is_wanted: Callable[[Path], bool],
+    skip: str | os.PathLike | None = None,
 ) -> tuple[list[tuple[Path, Path]], list[str], list[str]]:
     """Expand files and folders into ``(file, path relative to its input)`` pairs.
 
@@ -105,6 +110,8 @@ def find_inputs(
     inputs : iterable of path-like
     is_wanted : callable
         Decides, for a file found in a folder, whether it is of the kind converted.
+    skip : path-like, optional
+        A folder not to search (the output folder, when it lies inside an input folder).
 
     Returns
     -------
@@ -115,10 +122,11 @@ def find_inputs(
         Files found in folders that are not of the wanted kind.
     """
     found, missing, ignored = [], [], []
+    skipped = Path(skip).resolve() if skip is not None else None
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            for file in _walk(path):
+            for file in _walk(path, skipped):
                 if is_wanted(file):
                     found.append((file, file.relative_to(path)))
                 else:
@@ -173,7 +181,7 @@ def _map_outputs(
 
 def plan_encode(inputs: Iterable[str | os.PathLike], output: str | os.PathLike):
     """Return ``(jobs, missing, ignored)`` for encoding ``inputs`` into folder ``output``."""
-    found, missing, ignored = find_inputs(inputs, _is_audio)
+    found, missing, ignored = find_inputs(inputs, _is_audio, skip=output)
     return _map_outputs(found, Path(output), lambda source: ".h5"), missing, ignored
 
 
@@ -188,7 +196,7 @@ def plan_decode(
 
     Each output's suffix follows the format it will be written in (the source's by default).
     """
-    found, missing, ignored = find_inputs(inputs, _is_msfreq)
+    found, missing, ignored = find_inputs(inputs, _is_msfreq, skip=output)
 
     def suffix_of(source: Path) -> str:
         try:

@@ -273,3 +273,12 @@ def test_bad_audio_files_are_named(tmp_path, make, message):
     line = next(line for line in result.output.splitlines() if line.startswith("failed:"))
     assert str(path) in line and message in line
     assert not list((tmp_path / "out").rglob("*.h5")) if (tmp_path / "out").exists() else True
+
+
+def test_output_folder_inside_the_input_is_not_searched(mixed):
+    out = mixed / "encoded"
+    run("encode", mixed, "-o", out, "-j", "1", "-q")
+    again = run("encode", mixed, "-o", out, "-j", "1")
+    assert not [line for line in again.output.splitlines()
+                if line.startswith("ignored:") and "/encoded/" in line]
+    assert "skipped 4" in again.output

@@ -180,10 +180,15 @@ class AudioReader:
                 f"{self.info.path}: read failed at frame {start} ({_reason(error)})"
             ) from None
         if raw.shape[0] != stop - start:
-            raise AudioError(
-                f"{self.info.path}: truncated: frames {start}:{stop} gave {raw.shape[0]} "
-                f"(the header says {self.info.frames})"
-            )
+            if not self.info.lossy:
+                raise AudioError(
+                    f"{self.info.path}: truncated: frames {start}:{stop} gave {raw.shape[0]} "
+                    f"(the header says {self.info.frames})"
+                )
+            # A lossy stream's length is an estimate (MP3 without a length header): the
+            # samples it does not have are silence.
+            missing = np.zeros((stop - start - raw.shape[0], raw.shape[1]), dtype=raw.dtype)
+            raw = np.concatenate([raw, missing])
         if start <= self._hashed < stop:
             fresh = raw[self._hashed - start :]
             self._hash.update(np.ascontiguousarray(fresh, dtype=fresh.dtype.newbyteorder("<")).tobytes())

@@ -123,16 +123,24 @@ def find_inputs(
     """
     found, missing, ignored = [], [], []
     skipped = Path(skip).resolve() if skip is not None else None
+    seen: set[Path] = set()
+
+    def add(file: Path, relative: Path) -> None:
+        key = file.resolve()
+        if key not in seen:  # the same file named twice (or via two folders) runs once
+            seen.add(key)
+            found.append((file, relative))
+
     for item in inputs:
         path = Path(item)
         if path.is_dir():
             for file in _walk(path, skipped):
                 if is_wanted(file):
-                    found.append((file, file.relative_to(path)))
+                    add(file, file.relative_to(path))
                 else:
                     ignored.append(str(file))
         elif path.exists():
-            found.append((path, Path(path.name)))
+            add(path, Path(path.name))
         else:
             missing.append(f"{path}: no such file or folder")
     return found, missing, ignored

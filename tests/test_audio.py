@@ -173,3 +173,22 @@ def test_long_file_in_blocks_matches_whole(tmp_path):
     assert report.identical is True
     again, _ = sf.read(str(report.destination), always_2d=True)
     assert snr_db(x, again) >= 120
+
+
+@pytest.mark.parametrize(("name", "audio_format", "subtype", "lossy"),
+                         [("a.mp3", "MP3", "MPEG_LAYER_III", True), ("a.wav", "WAV", "PCM_16", False)])
+def test_length_estimates(tmp_path, name, audio_format, subtype, lossy):
+    """A lossy stream shorter than its header says ends in silence; a lossless one is truncated."""
+    import dataclasses
+
+    source = write_audio(tmp_path / name, music_like(8000, 8000, 1) * 0.5, 8000, subtype=subtype,
+                         format=audio_format)
+    info = probe(source)
+    longer = dataclasses.replace(info, frames=info.frames + 500)
+    with AudioReader(longer) as reader:
+        if lossy:
+            tail = reader.read(info.frames - 10, info.frames + 500)
+            assert tail.shape == (510, 1) and np.all(tail[10:] == 0)
+        else:
+            with pytest.raises(AudioError, match="truncated"):
+                reader.read(info.frames - 10, info.frames + 500)

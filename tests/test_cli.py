@@ -282,3 +282,15 @@ def test_output_folder_inside_the_input_is_not_searched(mixed):
     assert not [line for line in again.output.splitlines()
                 if line.startswith("ignored:") and "/encoded/" in line]
     assert "skipped 4" in again.output
+
+
+def test_unicode_names_and_duplicate_inputs(tmp_path):
+    source = write_audio(tmp_path / "in" / "Café del Mar – Ä (mix).wav",
+                         pcm16(music_like(8000, 8000, 1) * 0.5), 8000)
+    result = run("encode", source, source, tmp_path / "in", "-o", tmp_path / "out", "-j", "1")
+    assert result.exit_code == 0, result.output
+    assert "encoded 1, skipped 0, failed 0" in result.output
+    encoded = tmp_path / "out" / "Café del Mar – Ä (mix).h5"
+    assert msfreq.read_header(encoded).source["name"] == source.name
+    decoded = run("decode", encoded, "-o", tmp_path / "back")
+    assert "bit-identical" in decoded.output

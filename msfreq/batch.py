@@ -35,6 +35,8 @@ __all__ = [
     "plan_decode",
     "run_batch",
     "MSFREQ_SUFFIXES",
+    "is_audio_file",
+    "is_msfreq_file",
 ]
 
 #: File name endings taken as msfreq files when a folder is searched.
@@ -146,7 +148,8 @@ def find_inputs(
     return found, missing, ignored
 
 
-def _is_audio(path: Path) -> bool:
+def is_audio_file(path: Path) -> bool:
+    """Whether a file found in a folder is taken as audio: by its suffix, else by probing."""
     if path.suffix.lower() in AUDIO_SUFFIXES:
         return True
     try:
@@ -156,7 +159,9 @@ def _is_audio(path: Path) -> bool:
     return True
 
 
-def _is_msfreq(path: Path) -> bool:
+def is_msfreq_file(path: Path) -> bool:
+    """Whether a file found in a folder is taken as an msfreq file: by its suffix, else if it
+    is HDF5 (temporary files being written never are)."""
     if path.name.endswith(TEMP_SUFFIX):
         return False
     if path.suffix.lower() in MSFREQ_SUFFIXES:
@@ -189,7 +194,7 @@ def _map_outputs(
 
 def plan_encode(inputs: Iterable[str | os.PathLike], output: str | os.PathLike):
     """Return ``(jobs, missing, ignored)`` for encoding ``inputs`` into folder ``output``."""
-    found, missing, ignored = find_inputs(inputs, _is_audio, skip=output)
+    found, missing, ignored = find_inputs(inputs, is_audio_file, skip=output)
     return _map_outputs(found, Path(output), lambda source: ".h5"), missing, ignored
 
 
@@ -204,7 +209,7 @@ def plan_decode(
 
     Each output's suffix follows the format it will be written in (the source's by default).
     """
-    found, missing, ignored = find_inputs(inputs, _is_msfreq, skip=output)
+    found, missing, ignored = find_inputs(inputs, is_msfreq_file, skip=output)
 
     def suffix_of(source: Path) -> str:
         try:

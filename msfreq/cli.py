@@ -246,10 +246,10 @@ def decode(inputs, output, jobs, overwrite, quiet, debug, audio_format, subtype)
 @click.option("--debug", is_flag=True, help="Show tracebacks of failures.")
 def inspect(paths, as_json, plot_path, debug) -> None:
     """Show what msfreq files hold: per-octave statistics, or one line per file."""
-    from msfreq.batch import _is_msfreq, find_inputs
+    from msfreq.batch import is_msfreq_file, find_inputs
     from msfreq.report import describe, plot
 
-    found, missing, _ = find_inputs(paths, _is_msfreq)
+    found, missing, _ = find_inputs(paths, is_msfreq_file)
     failed = len(missing)
     for message in missing:
         click.echo(f"error: {message}", err=True)

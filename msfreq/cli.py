@@ -246,7 +246,7 @@ def decode(inputs, output, jobs, overwrite, quiet, debug, audio_format, subtype)
 @click.option("--debug", is_flag=True, help="Show tracebacks of failures.")
 def inspect(paths, as_json, plot_path, debug) -> None:
     """Show what msfreq files hold: per-octave statistics, or one line per file."""
-    from msfreq.batch import is_msfreq_file, find_inputs
+    from msfreq.batch import find_inputs, is_msfreq_file
     from msfreq.report import describe, plot
 
     found, missing, _ = find_inputs(paths, is_msfreq_file)

@@ -47,7 +47,7 @@ __all__ = [
 GROUP_COEFFICIENTS = 1 << 21
 
 #: Overlap on each side of a block, in hop units of the lowest octave.  The atoms' tails
-#: beyond it are below the float32 noise floor (see docs/FORMAT.md for the measurement).
+#: beyond it are below the float32 noise floor (measured: README, "Long files").
 MARGIN_UNITS = 32
 
 
@@ -97,7 +97,7 @@ def check_samples(samples: object) -> np.ndarray:
         if not finite.all():
             bad = int(np.argmin(finite.all(axis=1)))
             raise ParameterError(f"samples must be finite; frame {bad} holds NaN or infinity")
-    elif array.dtype.kind != "f":
+    else:
         array = array.astype(np.float64)
     return array
 

@@ -7,9 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from hypothesis import settings
 
 from msfreq.params import TransformParams
 from msfreq.scales import make_grid
+
+# Tests write only under tmp_path: no hypothesis example database in the working folder.
+settings.register_profile("msfreq", database=None, deadline=None)
+settings.load_profile("msfreq")
 
 #: A small grid (7 octaves at 8 kHz, 12 bins) whose hop unit is short, for fast block tests.
 SMALL = {"sample_rate": 8000, "bins_per_octave": 12}

@@ -47,6 +47,14 @@ def music_like(n: int, rate: int, channels: int = 1, seed: int = 0) -> np.ndarra
     return out
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _hypothesis_home(tmp_path_factory):
+    """Hypothesis caches what it learns in a folder: keep it under pytest's temporary tree."""
+    from hypothesis import configuration
+
+    configuration.set_hypothesis_home_dir(str(tmp_path_factory.mktemp("hypothesis")))
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)

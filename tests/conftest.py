@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -47,12 +49,19 @@ def music_like(n: int, rate: int, channels: int = 1, seed: int = 0) -> np.ndarra
     return out
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _hypothesis_home(tmp_path_factory):
-    """Hypothesis caches what it learns in a folder: keep it under pytest's temporary tree."""
+_HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="msfreq-hypothesis-")
+
+
+def pytest_configure(config):
+    """Hypothesis caches what it learns (when tests are collected) in a folder: keep it in a
+    temporary folder, removed at the end, not in the working folder."""
     from hypothesis import configuration
 
-    configuration.set_hypothesis_home_dir(str(tmp_path_factory.mktemp("hypothesis")))
+    configuration.set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_HYPOTHESIS_HOME, ignore_errors=True)
 
 
 @pytest.fixture

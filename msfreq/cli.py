@@ -198,7 +198,13 @@ def cli() -> None:
               help="Resample to this rate first, to put a mixed collection on one grid.")
 def encode(inputs, output, jobs, overwrite, quiet, debug, bins_per_octave, fmin, n_octaves,
            tuning, precision, compression, sample_rate) -> None:
-    """Encode audio files and folders (searched recursively) into msfreq HDF5 files."""
+    """Encode audio files and folders (searched recursively) into msfreq HDF5 files.
+
+    \b
+    Examples:
+      msfreq encode music/ -o encoded/
+      msfreq encode kick.wav mix.flac -o out/ -b 24 --sample-rate 44100 -j 4
+    """
     try:
         TransformParams(bins_per_octave=bins_per_octave, fmin=fmin, tuning=tuning,
                         n_octaves=n_octaves)
@@ -222,7 +228,13 @@ def encode(inputs, output, jobs, overwrite, quiet, debug, bins_per_octave, fmin,
 @click.option("--subtype", default=None,
               help="soundfile subtype (PCM_16, PCM_24, FLOAT, ...); default: the source's.")
 def decode(inputs, output, jobs, overwrite, quiet, debug, audio_format, subtype) -> None:
-    """Decode msfreq HDF5 files and folders back into audio."""
+    """Decode msfreq HDF5 files and folders back into audio.
+
+    \b
+    Examples:
+      msfreq decode encoded/ -o decoded/
+      msfreq decode mix.h5 -o out/ --format FLAC --subtype PCM_24
+    """
     _check_output(output)
     from msfreq.audio import output_format
 
@@ -245,7 +257,13 @@ def decode(inputs, output, jobs, overwrite, quiet, debug, audio_format, subtype)
               help="Draw the amplitude picture of the (single) file into this PNG.")
 @click.option("--debug", is_flag=True, help="Show tracebacks of failures.")
 def inspect(paths, as_json, plot_path, debug) -> None:
-    """Show what msfreq files hold: per-octave statistics, or one line per file."""
+    """Show what msfreq files hold: per-octave statistics, or one line per file.
+
+    \b
+    Examples:
+      msfreq inspect encoded/mix.h5 --plot mix.png
+      msfreq inspect encoded/ --json
+    """
     from msfreq.batch import find_inputs, is_msfreq_file
     from msfreq.report import describe, plot
 

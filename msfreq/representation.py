@@ -193,6 +193,11 @@ class Representation:
             and self._channels == tuple(range(self._n_channels))
         )
 
+    def octave(self, number: int) -> np.ndarray:
+        """Return the coefficients of octave ``number`` (0 = lowest), shape
+        (channels, bins_per_octave, frames)."""
+        return self[f"octave_{int(number):02d}"]
+
     def band(self, name: str) -> Band:
         """Return the :class:`Band` called ``name``."""
         for band in self._bands:

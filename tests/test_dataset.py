@@ -161,3 +161,10 @@ def test_errors(tmp_path, corpus):
         msfreq.Dataset(corpus, crop_seconds=0)
     with pytest.raises(IndexError):
         msfreq.Dataset(corpus)[10]
+
+
+def test_octave_accessor(rng):
+    representation = msfreq.encode(rng.standard_normal(3000), RATE)
+    np.testing.assert_array_equal(representation.octave(2), representation["octave_02"])
+    with pytest.raises(KeyError, match="no band 'octave_42'"):
+        representation.octave(42)

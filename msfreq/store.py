@@ -455,6 +455,7 @@ class Reader:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file = _open(path)
+        self._datasets: dict[str, h5py.Dataset] = {}
         try:
             self.header = _header(path, self._file)
         except BaseException:
@@ -463,6 +464,7 @@ class Reader:
 
     def close(self) -> None:
         """Close the file."""
+        self._datasets.clear()
         self._file.close()
 
     def __enter__(self) -> Reader:
@@ -472,8 +474,11 @@ class Reader:
         self.close()
 
     def dataset(self, band: Band) -> h5py.Dataset:
-        """Return the HDF5 dataset of ``band`` (for its storage details)."""
-        return self._file[dataset_name(band)]
+        """Return the HDF5 dataset of ``band`` (opened once, then reused)."""
+        dataset = self._datasets.get(band.name)
+        if dataset is None:
+            dataset = self._datasets[band.name] = self._file[dataset_name(band)]
+        return dataset
 
     def read(self, band: Band, first: int, stop: int, channels: Sequence[int] | None = None) -> np.ndarray:
         """Return frames ``first:stop`` of ``band``, shape (channels, n_bins, stop - first).
@@ -483,7 +488,7 @@ class Reader:
         FormatError
             If a chunk fails its checksum or cannot be decompressed.
         """
-        dataset = self._file[dataset_name(band)]
+        dataset = self.dataset(band)
         try:
             if channels is None:
                 return dataset[:, :, first:stop]

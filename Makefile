@@ -24,26 +24,26 @@ $(BENCH_STAMP): $(STAMP)
 ## demo: encode the shipped samples, inspect one, decode them all, report the quality
 demo: $(STAMP)
 	rm -rf $(DEMO_OUT)
-	$(BIN)/msfreq encode sample_audio -o $(DEMO_OUT)/encoded
-	$(BIN)/msfreq inspect $(DEMO_OUT)/encoded/gliding_raga.h5 --plot $(DEMO_OUT)/gliding_raga.png
+	$(BIN)/msfreq encode sample_audio/ -o $(DEMO_OUT)/encoded
+	$(BIN)/msfreq inspect $(DEMO_OUT)/encoded/gliding_raga.wav.h5 --plot $(DEMO_OUT)/gliding_raga.png
 	$(BIN)/msfreq inspect $(DEMO_OUT)/encoded
-	$(BIN)/msfreq decode $(DEMO_OUT)/encoded -o $(DEMO_OUT)/decoded
+	$(BIN)/msfreq decode $(DEMO_OUT)/encoded/ -o $(DEMO_OUT)/decoded
 	$(BIN)/python examples/roundtrip_quality.py sample_audio $(DEMO_OUT)/decoded
 
 ## test: lint and the whole test suite
 test: $(STAMP)
-	$(BIN)/ruff check msfreq tests benchmarks examples sample_audio
+	$(BIN)/ruff check msfreq tests benchmarks examples
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check msfreq tests benchmarks examples sample_audio
+	$(BIN)/ruff check msfreq tests benchmarks examples
 
 ## bench: msfreq against librosa (and Essentia when it installs); writes benchmarks/RESULTS.md
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/run.py
 
 samples: $(STAMP)
-	$(BIN)/python sample_audio/make_samples.py
+	$(BIN)/python examples/make_samples.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache

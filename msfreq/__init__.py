@@ -4,15 +4,15 @@ from msfreq.dataset import Dataset
 from msfreq.errors import AudioError, FormatError, MsfreqError, ParameterError
 from msfreq.params import TransformParams
 from msfreq.representation import Representation, decode, encode
-from msfreq.store import load, read_header, save, verify
-
-__version__ = "0.1.0"
+from msfreq.store import Header, load, read_header, save, verify
+from msfreq.version import __version__
 
 __all__ = [
     "__version__",
     "AudioError",
     "Dataset",
     "FormatError",
+    "Header",
     "MsfreqError",
     "ParameterError",
     "Representation",

@@ -8,8 +8,10 @@ file that goes through msfreq comes back sample-for-sample identical.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,8 @@ __all__ = [
     "AudioWriter",
     "output_format",
     "quantize",
+    "overs",
+    "Checksum",
     "LOSSY_SUBTYPES",
     "AUDIO_SUFFIXES",
 ]
@@ -94,6 +98,11 @@ class AudioInfo:
         return "float32"
 
     @property
+    def integer_bits(self) -> int | None:
+        """Bit depth of integer PCM samples (None for float or lossy samples)."""
+        return _INTEGER_BITS.get(self.subtype)
+
+    @property
     def checksum_of(self) -> str:
         """What :class:`AudioReader`'s SHA-256 is computed over."""
         return f"interleaved little-endian {self.read_dtype} samples as read by libsndfile"
@@ -107,6 +116,22 @@ def _reason(error: BaseException) -> str:
         if text.startswith("'") and "': " in text:
             text = text.split("': ", 1)[1]
     return text.strip().rstrip(".")
+
+
+def _write_reason(error: BaseException, path: Path) -> str:
+    """The reason a write failed.  libsndfile reports a full disk as "System error.": name
+    the OS reason instead when the destination's file system is full."""
+    number = getattr(error, "errno", None)
+    if number:
+        return os.strerror(number)
+    text = _reason(error)
+    if "System error" in text:
+        try:
+            if shutil.disk_usage(path.parent if str(path.parent) else ".").free < 1 << 20:
+                return os.strerror(errno.ENOSPC)
+        except OSError:
+            pass
+    return text
 
 
 def probe(path: str | os.PathLike) -> AudioInfo:
@@ -123,7 +148,7 @@ def probe(path: str | os.PathLike) -> AudioInfo:
     if path.is_dir():
         raise AudioError(f"{path}: is a folder, not an audio file")
     try:
-        info = sf.info(str(path))
+        info = sf.info(os.fsencode(path))
     except (sf.LibsndfileError, RuntimeError, TypeError, OSError) as error:
         raise AudioError(f"{path}: not a readable audio file ({_reason(error)})") from None
     if info.frames < 1 or info.frames >= 2**62:
@@ -159,7 +184,7 @@ class AudioReader:
         self._hash = hashlib.sha256()
         self._hashed = 0
         try:
-            self._file = sf.SoundFile(str(info.path))
+            self._file = sf.SoundFile(os.fsencode(info.path))
         except (sf.LibsndfileError, RuntimeError, OSError) as error:
             raise AudioError(f"{info.path}: cannot open ({_reason(error)})") from None
 
@@ -206,6 +231,34 @@ class AudioReader:
         return self._hash.hexdigest() if self._hashed == self.info.frames else None
 
 
+def _resolution(subtype: str | None) -> float:
+    """Significant bits a subtype keeps: its integer depth, or a float's mantissa (+1)."""
+    if subtype in _INTEGER_BITS:
+        return float(_INTEGER_BITS[subtype])
+    if subtype == "FLOAT":
+        return 24.5  # a float32 holds every 24-bit integer, and more
+    if subtype == "DOUBLE":
+        return 53.5
+    return 0.0  # lossy or unknown
+
+
+def _closest_subtype(chosen: str, source_subtype: str | None) -> str:
+    """The subtype of format ``chosen`` that keeps the source's samples best."""
+    available = [name for name in sf.available_subtypes(chosen) if sf.check_format(chosen, name)]
+    if source_subtype in available and source_subtype not in LOSSY_SUBTYPES:
+        return source_subtype
+    lossless = [name for name in available if name in _INTEGER_BITS or name in _FLOAT_SUBTYPES]
+    if not lossless:
+        return sf.default_subtype(chosen) or available[0]
+    wanted = _resolution(source_subtype) if source_subtype not in LOSSY_SUBTYPES else 24.0
+    floats_first = source_subtype in _FLOAT_SUBTYPES
+    keeps = [name for name in lossless if _resolution(name) >= wanted]
+    if keeps:  # the smallest that keeps everything (a float for float sources when possible)
+        return min(keeps, key=lambda name: (floats_first != (name in _FLOAT_SUBTYPES),
+                                            _resolution(name), name))
+    return max(lossless, key=lambda name: (_resolution(name), name))
+
+
 def output_format(
     source_format: str | None,
     source_subtype: str | None,
@@ -214,39 +267,57 @@ def output_format(
     subtype: str | None = None,
     sample_rate: int,
     channels: int,
-) -> tuple[str, str, str]:
-    """Choose the ``(format, subtype, suffix)`` that decoded audio is written as.
+) -> tuple[str, str, str, tuple[str, ...]]:
+    """Choose the ``(format, subtype, suffix, losses)`` that decoded audio is written as.
 
-    By default the source's format and subtype; a lossy source (or one libsndfile cannot
+    By default the source's format and subtype.  A lossy source (or one libsndfile cannot
     write) becomes 24-bit FLAC, or 32-bit float WAV where FLAC cannot hold the sample rate or
-    channel count.
+    channel count.  ``format`` alone keeps the source's subtype where that format has it, else
+    the closest lossless one (the same bit depth or more; float for float sources where the
+    format has it).  ``losses`` says, in words, where the choice keeps fewer bits than the
+    source had (empty when nothing is lost).
 
     Raises
     ------
     AudioError
         If an explicitly asked ``format``/``subtype`` cannot be written.
+
+    Examples
+    --------
+    >>> output_format("WAV", "PCM_24", format="FLAC", sample_rate=44100, channels=2)
+    ('FLAC', 'PCM_24', '.flac', ())
+    >>> output_format("WAV", "FLOAT", format="FLAC", sample_rate=44100, channels=2)[3]
+    ('PCM_24 keeps fewer bits than the source FLOAT',)
     """
     if format is not None or subtype is not None:
         chosen = (format or source_format or "WAV").upper()
         if chosen not in sf.available_formats():
             raise AudioError(f"unknown output format {format!r}; one of {sorted(sf.available_formats())}")
-        chosen_subtype = (subtype or sf.default_subtype(chosen) or "").upper()
+        chosen_subtype = (subtype.upper() if subtype else _closest_subtype(chosen, source_subtype))
         if not sf.check_format(chosen, chosen_subtype):
             raise AudioError(
                 f"format {chosen} cannot hold subtype {chosen_subtype}; one of "
                 f"{sorted(sf.available_subtypes(chosen))}"
             )
-        return chosen, chosen_subtype, _SUFFIX_OF_FORMAT.get(chosen, "." + chosen.lower())
-    if (
+        suffix = _SUFFIX_OF_FORMAT.get(chosen, "." + chosen.lower())
+    elif (
         source_format
         and source_subtype
         and source_subtype not in LOSSY_SUBTYPES
         and sf.check_format(source_format, source_subtype)
     ):
-        return source_format, source_subtype, _SUFFIX_OF_FORMAT.get(source_format, ".wav")
-    if sample_rate <= 655350 and channels <= 8:
-        return "FLAC", "PCM_24", ".flac"
-    return "WAV", "FLOAT", ".wav"
+        chosen, chosen_subtype = source_format, source_subtype
+        suffix = _SUFFIX_OF_FORMAT.get(source_format, ".wav")
+    elif sample_rate <= 655350 and channels <= 8:
+        chosen, chosen_subtype, suffix = "FLAC", "PCM_24", ".flac"
+    else:
+        chosen, chosen_subtype, suffix = "WAV", "FLOAT", ".wav"
+    losses = []
+    if chosen_subtype in LOSSY_SUBTYPES and source_subtype not in LOSSY_SUBTYPES:
+        losses.append(f"{chosen_subtype} is a lossy encoding")
+    elif source_subtype not in LOSSY_SUBTYPES and _resolution(chosen_subtype) < _resolution(source_subtype):
+        losses.append(f"{chosen_subtype} keeps fewer bits than the source {source_subtype}")
+    return chosen, chosen_subtype, suffix, tuple(losses)
 
 
 def quantize(samples: np.ndarray, subtype: str) -> np.ndarray:
@@ -254,6 +325,7 @@ def quantize(samples: np.ndarray, subtype: str) -> np.ndarray:
 
     Integer subtypes are rounded to their bit depth, clipped, and returned as int32 with the
     value in the top bits (as libsndfile reads them); float subtypes are returned as floats.
+    Count what clipping changes with :func:`overs`.
     """
     bits = _INTEGER_BITS.get(subtype)
     if bits is None:
@@ -261,6 +333,48 @@ def quantize(samples: np.ndarray, subtype: str) -> np.ndarray:
     scale = float(2 ** (bits - 1))
     levels = np.clip(np.rint(np.asarray(samples, dtype=np.float64) * scale), -scale, scale - 1)
     return levels.astype(np.int64).astype(np.int32) << (32 - bits)
+
+
+def overs(samples: np.ndarray, subtype: str) -> tuple[int, float]:
+    """Return how many samples an integer ``subtype`` must clip, and the largest magnitude.
+
+    Examples
+    --------
+    >>> overs(np.array([0.5, 1.0036, -1.0]), "PCM_24")
+    (1, 1.0036)
+    """
+    peak = float(np.abs(samples).max(initial=0.0))
+    bits = _INTEGER_BITS.get(subtype)
+    if bits is None or peak < 1.0 - 2.0 ** (1 - bits):
+        return 0, peak
+    scale = float(2 ** (bits - 1))
+    levels = np.rint(np.asarray(samples, dtype=np.float64) * scale)
+    return int(np.count_nonzero((levels > scale - 1) | (levels < -scale))), peak
+
+
+class Checksum:
+    """SHA-256 of samples in the form :class:`AudioReader` hashes a ``subtype``'s samples:
+    interleaved little-endian int32 (integers in the top bits) or the stored floats.
+
+    Parameters
+    ----------
+    subtype : str
+        soundfile subtype of the source.
+    """
+
+    def __init__(self, subtype: str) -> None:
+        self.subtype = subtype
+        self._hash = hashlib.sha256()
+
+    def update(self, samples: np.ndarray) -> None:
+        """Add float samples, shape (frames, channels)."""
+        for first in range(0, samples.shape[0], _WRITE_FRAMES):
+            data = quantize(samples[first : first + _WRITE_FRAMES], self.subtype)
+            self._hash.update(np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<")).tobytes())
+
+    def hexdigest(self) -> str:
+        """The checksum of everything added."""
+        return self._hash.hexdigest()
 
 
 class AudioWriter:
@@ -281,7 +395,9 @@ class AudioWriter:
         self.channels = channels
         self.format = format
         self.subtype = subtype
-        self._hash = hashlib.sha256()
+        self._hash = Checksum(subtype)
+        self.clipped = 0
+        self.peak = 0.0
         self._atomic: contextlib.AbstractContextManager | None = None
         self._file: sf.SoundFile | None = None
 
@@ -290,7 +406,7 @@ class AudioWriter:
         temporary = self._atomic.__enter__()
         try:
             self._file = sf.SoundFile(
-                str(temporary), "w", samplerate=self.sample_rate, channels=self.channels,
+                os.fsencode(temporary), "w", samplerate=self.sample_rate, channels=self.channels,
                 format=self.format, subtype=self.subtype,
             )
         except BaseException as error:
@@ -303,9 +419,16 @@ class AudioWriter:
     def write(self, samples: np.ndarray) -> None:
         """Append float samples, shape (frames, channels)."""
         for first in range(0, samples.shape[0], _WRITE_FRAMES):  # bounded temporaries
-            data = quantize(samples[first : first + _WRITE_FRAMES], self.subtype)
-            self._hash.update(np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<")).tobytes())
-            self._file.write(data)
+            piece = samples[first : first + _WRITE_FRAMES]
+            clipped, peak = overs(piece, self.subtype)
+            self.clipped += clipped
+            self.peak = max(self.peak, peak)
+            data = quantize(piece, self.subtype)
+            self._hash.update(piece)
+            try:
+                self._file.write(data)
+            except (sf.LibsndfileError, RuntimeError) as error:
+                raise AudioError(f"{self.path}: write failed ({_write_reason(error, self.path)})") from None
 
     def checksum(self) -> str:
         """SHA-256 of the samples written, computed as :class:`AudioReader` does."""
@@ -316,7 +439,7 @@ class AudioWriter:
             self._file.close()
         except Exception as close_error:  # a full disk shows up here
             if error is None:
-                error = AudioError(f"{self.path}: write failed ({_reason(close_error)})")
+                error = AudioError(f"{self.path}: write failed ({_write_reason(close_error, self.path)})")
         atomic, self._atomic = self._atomic, None
         if error is None:
             atomic.__exit__(None, None, None)

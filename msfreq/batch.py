@@ -1,75 +1,146 @@
-"""Batches: find the files, map them to outputs, run them in worker processes, count.
+"""Batches: find the files, name their outputs, run them in isolated workers, count.
 
-Files are independent, so a batch runs them in a process pool.  A file that fails is
-reported with its reason and the batch goes on; outputs that already exist are skipped
-unless asked to overwrite, so an interrupted batch can simply be run again.
+Naming rule (stable across runs, independent of what else is in the batch):
+
+* a folder given as ``NAME`` is mirrored under the output folder as ``OUT/NAME/...``; given
+  with a trailing slash (``NAME/``, or ``.``) its contents are mirrored directly in ``OUT``,
+  as rsync does;
+* a file is named after itself: encode appends ``.h5`` (``kick.wav`` -> ``kick.wav.h5``), so
+  different inputs never share an output; decode removes it again and writes the audio
+  under the source's own name (``kick.wav.h5`` -> ``kick.wav``; the audio suffix follows the
+  format written, e.g. ``song.mp3.h5`` -> ``song.flac``);
+* one input file with ``-o`` naming a file (ending in ``.h5`` for encode, in an audio suffix
+  for decode) writes exactly that file.
+
+Before any work, every planned output is checked: two inputs for one output, or an output
+that is one of the inputs, is a usage error naming both.
 """
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import os
-import queue
-import signal
-import threading
+import stat
 import traceback
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
-import h5py
-
 from msfreq.audio import AUDIO_SUFFIXES, probe
-from msfreq.convert import decode_file, decoded_format, encode_file
-from msfreq.errors import AudioError, MsfreqError
-from msfreq.store import TEMP_SUFFIX, read_header
+from msfreq.convert import (
+    DecodeOptions,
+    EncodeOptions,
+    decode_file,
+    decoded_format,
+    encode_file,
+    verify_decode,
+)
+from msfreq.errors import AudioError, MsfreqError, ParameterError
+from msfreq.pool import Outcome, run_jobs
+from msfreq.store import (
+    MSFREQ_SUFFIX,
+    MSFREQ_SUFFIXES,
+    has_msfreq_suffix,
+    is_hdf5,
+    is_temporary,
+    read_header,
+    remove_stale_partials,
+    verify,
+)
 
 __all__ = [
+    "MSFREQ_SUFFIX",
+    "MSFREQ_SUFFIXES",
     "Job",
     "Outcome",
+    "Plan",
     "Summary",
+    "VerifyOptions",
+    "convert",
+    "decoded_name",
+    "display",
     "find_inputs",
+    "has_msfreq_suffix",
+    "is_audio_file",
+    "is_msfreq_file",
     "plan_encode",
     "plan_decode",
     "run_batch",
-    "MSFREQ_SUFFIXES",
-    "is_audio_file",
-    "is_msfreq_file",
+    "time_limit",
 ]
 
-#: File name endings taken as msfreq files when a folder is searched.
-MSFREQ_SUFFIXES = frozenset({".h5", ".hdf5", ".msfreq"})
+def display(path: str | os.PathLike) -> str:
+    """``path`` as one printable line: undecodable bytes and control characters escaped.
+
+    Examples
+    --------
+    >>> display("bad\\nname.wav")
+    'bad\\\\nname.wav'
+    """
+    text = os.fsencode(os.fspath(path)).decode("utf-8", "backslashreplace")
+    out = []
+    for char in text:
+        if char == "\n":
+            out.append("\\n")
+        elif char == "\t":
+            out.append("\\t")
+        elif ord(char) < 32 or ord(char) == 127:
+            out.append(f"\\x{ord(char):02x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """A verify job: check every chunk, and with ``decode`` the decoded samples too."""
+
+    decode: bool = False
 
 
 @dataclass(frozen=True)
 class Job:
-    """One file to convert: where it is, where its output goes, and how to show it."""
+    """One file to convert: where it is, where its output goes, and how."""
 
     source: Path
     destination: Path
     label: str
+    options: EncodeOptions | DecodeOptions | VerifyOptions
+    overwrite: bool = False
+    debug: bool = False
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What became of one job: ``status`` is ``"done"``, ``"skipped"`` or ``"failed"``."""
+@dataclass
+class Plan:
+    """What a batch will do: its jobs, and what was found that it will not do.
 
-    job: Job
-    status: str
-    message: str = ""
-    detail: object = None
+    Attributes
+    ----------
+    jobs : list of Job
+    ignored : list of str
+        Files in input folders that are not of the kind converted.
+    problems : list of str
+        One line per entry that cannot be converted (special files, symlink loops,
+        unreadable entries); each counts as a failure.
+    output : Path or None
+        The output folder (or, for a single output file, the file).
+    """
+
+    jobs: list[Job] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    output: Path | None = None
 
 
 @dataclass
 class Summary:
-    """Counts of a batch, and the problems met while finding files."""
+    """Counts of a batch."""
 
     done: int = 0
     skipped: int = 0
     failed: int = 0
-    ignored: list[str] = field(default_factory=list)
+    ignored: int = 0
+    stale_removed: int = 0
     interrupted: bool = False
 
     @property
@@ -83,75 +154,162 @@ class Summary:
         """One line for the end of a batch, e.g. ``encoded 3, skipped 1, failed 0``."""
         text = f"{verb} {self.done}, skipped {self.skipped}, failed {self.failed}"
         if self.ignored:
-            text += f", not {'audio' if verb == 'encoded' else 'msfreq'} (ignored) {len(self.ignored)}"
+            text += f", not {'audio' if verb == 'encoded' else 'msfreq'} (ignored) {self.ignored}"
+        if self.stale_removed:
+            text += f", stale partial files removed {self.stale_removed}"
         if self.interrupted:
             text += " (interrupted)"
         return text
 
 
-def _walk(folder: Path, skip: Path | None = None) -> Iterator[Path]:
-    for root, folders, files in os.walk(folder):
-        folders[:] = sorted(
-            name for name in folders
-            if not name.startswith(".") and (skip is None or (Path(root) / name).resolve() != skip)
-        )
-        for name in sorted(files):
-            if not name.startswith("."):
-                yield Path(root) / name
+# --- finding files ---------------------------------------------------------------------
+
+def _walk(root: Path, skip: Path | None, problems: list[str]) -> Iterable[Path]:
+    """Regular files under ``root`` (sorted, hidden names skipped); symlinked folders are
+    followed once (never in a loop); special files and unreadable entries are reported."""
+    visited: set[tuple[int, int]] = set()
+
+    def visit(folder: Path) -> Iterable[Path]:
+        try:
+            info = folder.stat()
+            key = (info.st_dev, info.st_ino)
+            if key in visited:
+                problems.append(f"{display(folder)}: folder already visited (symlink loop?); skipped")
+                return
+            visited.add(key)
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        except OSError as error:
+            problems.append(f"{display(folder)}: cannot read folder ({error.strerror or error})")
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            try:
+                mode = entry.stat(follow_symlinks=True).st_mode
+            except OSError as error:
+                reason = "symlink loop" if error.errno == errno.ELOOP else (
+                    "broken symlink" if entry.is_symlink() else error.strerror or str(error))
+                problems.append(f"{display(path)}: {reason}; skipped")
+                continue
+            if stat.S_ISDIR(mode):
+                if skip is not None and _same(path, skip):
+                    continue
+                yield from visit(path)
+            elif stat.S_ISREG(mode):
+                yield path
+            else:
+                problems.append(f"{display(path)}: {_special(mode)}, not a regular file; skipped")
+
+    yield from visit(root)
+
+
+def _same(path: Path, other: Path) -> bool:
+    try:
+        return os.path.samefile(path, other)
+    except OSError:
+        return False
+
+
+def _special(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
 
 
 def find_inputs(
     inputs: Iterable[str | os.PathLike],
     is_wanted: Callable[[Path], bool],
     skip: str | os.PathLike | None = None,
+    present: list[Path] | None = None,
 ) -> tuple[list[tuple[Path, Path]], list[str], list[str]]:
-    """Expand files and folders into ``(file, path relative to its input)`` pairs.
+    """Expand files and folders into ``(file, output-relative path)`` pairs.
+
+    A folder named without a trailing slash contributes its own name to the relative paths
+    (``music/a.wav`` -> ``music/a.wav``); with one (or ``.``), only the path inside it.
 
     Parameters
     ----------
-    inputs : iterable of path-like
+    inputs : iterable of str or path-like
     is_wanted : callable
         Decides, for a file found in a folder, whether it is of the kind converted.
     skip : path-like, optional
         A folder not to search (the output folder, when it lies inside an input folder).
+    present : list, optional
+        Filled with every regular file met, converted or not (no output may replace one).
 
     Returns
     -------
     found : list of (Path, Path)
-    missing : list of str
-        One message per input that does not exist.
     ignored : list of str
         Files found in folders that are not of the wanted kind.
+    problems : list of str
+        Entries that cannot be converted, one line each.
+
+    Raises
+    ------
+    ParameterError
+        If an input does not exist.
     """
-    found, missing, ignored = [], [], []
-    skipped = Path(skip).resolve() if skip is not None else None
-    seen: set[Path] = set()
+    found, ignored, problems = [], [], []
+    seen: set[tuple[int, int]] = set()
+
+    skipped = Path(skip) if skip is not None and Path(skip).is_dir() else None
 
     def add(file: Path, relative: Path) -> None:
-        key = file.resolve()
+        try:
+            info = file.stat()
+        except OSError as error:
+            problems.append(f"{display(file)}: {error.strerror or error}; skipped")
+            return
+        key = (info.st_dev, info.st_ino)
         if key not in seen:  # the same file named twice (or via two folders) runs once
             seen.add(key)
             found.append((file, relative))
 
+    missing = []
     for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            for file in _walk(path, skipped):
+        text = os.fspath(item)
+        path = Path(text)
+        try:
+            mode = path.stat().st_mode
+        except OSError as error:
+            if error.errno in (errno.ENOENT, errno.ENOTDIR) and not path.is_symlink():
+                missing.append(display(path))
+            else:
+                problems.append(f"{display(path)}: {error.strerror or error}; skipped")
+            continue
+        if stat.S_ISDIR(mode):
+            contents = text.endswith(("/", os.sep)) or path.name in ("", ".", "..")
+            base = Path() if contents else Path(path.resolve().name if path.name == "" else path.name)
+            for file in _walk(path, skipped, problems):
+                if present is not None:
+                    present.append(file)
                 if is_wanted(file):
-                    add(file, file.relative_to(path))
+                    add(file, base / file.relative_to(path))
                 else:
-                    ignored.append(str(file))
-        elif path.exists():
+                    ignored.append(display(file))
+        elif stat.S_ISREG(mode):
+            if present is not None:
+                present.append(path)
             add(path, Path(path.name))
         else:
-            missing.append(f"{path}: no such file or folder")
-    return found, missing, ignored
+            problems.append(f"{display(path)}: {_special(mode)}, not a regular file; skipped")
+    if missing:
+        raise ParameterError(f"no such file or folder: {', '.join(missing)}")
+    return found, ignored, problems
 
 
 def is_audio_file(path: Path) -> bool:
     """Whether a file found in a folder is taken as audio: by its suffix, else by probing."""
     if path.suffix.lower() in AUDIO_SUFFIXES:
         return True
+    if has_msfreq_suffix(path) or is_temporary(path):
+        return False
     try:
         probe(path)
     except AudioError:
@@ -162,158 +320,255 @@ def is_audio_file(path: Path) -> bool:
 def is_msfreq_file(path: Path) -> bool:
     """Whether a file found in a folder is taken as an msfreq file: by its suffix, else if it
     is HDF5 (temporary files being written never are)."""
-    if path.name.endswith(TEMP_SUFFIX):
+    if is_temporary(path):
         return False
-    if path.suffix.lower() in MSFREQ_SUFFIXES:
-        return True
-    try:
-        return bool(h5py.is_hdf5(path))
-    except OSError:
-        return False
+    return has_msfreq_suffix(path) or is_hdf5(path)
 
 
-def _map_outputs(
-    found: list[tuple[Path, Path]], output: Path, suffix_of: Callable[[Path], str]
-) -> list[Job]:
-    """Mirror the input tree under ``output``; inputs that would share an output name keep
-    their full name (``a.wav`` -> ``a.wav.h5``, ``a.flac`` -> ``a.flac.h5``)."""
-    planned: dict[str, list[int]] = {}
-    targets = []
-    for index, (source, relative) in enumerate(found):
-        target = output / relative.with_suffix(suffix_of(source))
-        targets.append(target)
-        planned.setdefault(str(target).lower(), []).append(index)
+def _check_outputs(jobs: list[Job], inputs: set[Path]) -> None:
+    by_destination: dict[str, Job] = {}
+    for job in jobs:
+        key = os.path.normcase(os.path.abspath(job.destination))
+        other = by_destination.get(key)
+        if other is not None:
+            raise ParameterError(
+                f"{display(other.source)} and {display(job.source)} would both be written to "
+                f"{display(job.destination)}; rename one or convert them separately"
+            )
+        by_destination[key] = job
+        target = job.destination
+        try:
+            resolved = target.resolve()
+        except (OSError, RuntimeError):
+            resolved = target
+        if resolved in inputs or _same(target, job.source):
+            raise ParameterError(
+                f"the output {display(target)} of {display(job.source)} would replace a file of "
+                "the input; choose another output folder"
+            )
+
+
+def _resolved(files: Iterable[Path]) -> set[Path]:
+    out = set()
+    for file in files:
+        try:
+            out.add(file.resolve())
+        except (OSError, RuntimeError):
+            continue
+    return out
+
+
+def _single_file(found, output: Path, wants: Callable[[Path], bool]) -> bool:
+    return len(found) == 1 and wants(output) and not output.is_dir()
+
+
+def plan_encode(
+    inputs: Iterable[str | os.PathLike],
+    output: str | os.PathLike,
+    options: EncodeOptions | None = None,
+    *,
+    overwrite: bool = False,
+    debug: bool = False,
+) -> Plan:
+    """Plan encoding ``inputs`` into the folder (or, for one file, the file) ``output``.
+
+    Raises
+    ------
+    ParameterError
+        If an input does not exist, two inputs map to one output, or an output is an input.
+    """
+    options = EncodeOptions() if options is None else options
+    output = Path(output)
+    present: list[Path] = []
+    found, ignored, problems = find_inputs(inputs, is_audio_file, skip=output, present=present)
     jobs = []
-    for index, (source, relative) in enumerate(found):
-        target = targets[index]
-        if len(planned[str(target).lower()]) > 1:
-            target = output / relative.parent / (relative.name + suffix_of(source))
-        jobs.append(Job(source=source, destination=target, label=str(relative)))
-    return jobs
+    if _single_file(found, output, has_msfreq_suffix):
+        source, relative = found[0]
+        jobs.append(Job(source, output, display(relative), options, overwrite, debug))
+    else:
+        if output.exists() and not output.is_dir():
+            raise ParameterError(f"output {display(output)} exists and is not a folder")
+        for source, relative in found:
+            destination = output / relative.parent / (relative.name + MSFREQ_SUFFIX)
+            jobs.append(Job(source, destination, display(relative), options, overwrite, debug))
+    _check_outputs(jobs, _resolved(present))
+    return Plan(jobs=jobs, ignored=ignored, problems=problems, output=output)
 
 
-def plan_encode(inputs: Iterable[str | os.PathLike], output: str | os.PathLike):
-    """Return ``(jobs, missing, ignored)`` for encoding ``inputs`` into folder ``output``."""
-    found, missing, ignored = find_inputs(inputs, is_audio_file, skip=output)
-    return _map_outputs(found, Path(output), lambda source: ".h5"), missing, ignored
+def decoded_name(name: str, suffix: str) -> str:
+    """The audio file name decode writes for the msfreq file called ``name``.
+
+    Examples
+    --------
+    >>> decoded_name("kick.wav.h5", ".wav"), decoded_name("song.mp3.h5", ".flac")
+    ('kick.wav', 'song.flac')
+    >>> decoded_name("take.h5", ".wav")
+    'take.wav'
+    """
+    base = name[: -len(Path(name).suffix)] if has_msfreq_suffix(name) else name
+    inner = Path(base).suffix
+    if inner.lower() in AUDIO_SUFFIXES:
+        if inner.lower() == suffix.lower():
+            return base
+        return base[: -len(inner)] + suffix
+    return base + suffix
 
 
 def plan_decode(
     inputs: Iterable[str | os.PathLike],
     output: str | os.PathLike,
+    options: DecodeOptions | None = None,
     *,
-    format: str | None = None,
-    subtype: str | None = None,
-):
-    """Return ``(jobs, missing, ignored)`` for decoding ``inputs`` into folder ``output``.
+    overwrite: bool = False,
+    debug: bool = False,
+) -> Plan:
+    """Plan decoding ``inputs`` into the folder (or, for one file, the file) ``output``.
 
     Each output's suffix follows the format it will be written in (the source's by default).
+    A file whose header cannot be read is still planned (under its own name with ``.wav``);
+    the job then reports why it fails.
+
+    Raises
+    ------
+    ParameterError
+        If an input does not exist, two inputs map to one output, or an output is an input.
     """
-    found, missing, ignored = find_inputs(inputs, is_msfreq_file, skip=output)
-
-    def suffix_of(source: Path) -> str:
-        try:
-            return decoded_format(read_header(source), format=format, subtype=subtype)[2]
-        except MsfreqError:
-            return ".wav"  # the job itself will report the problem
-
-    return _map_outputs(found, Path(output), suffix_of), missing, ignored
+    options = DecodeOptions() if options is None else options
+    output = Path(output)
+    present: list[Path] = []
+    found, ignored, problems = find_inputs(inputs, is_msfreq_file, skip=output, present=present)
+    jobs = []
+    if _single_file(found, output, lambda path: path.suffix.lower() in AUDIO_SUFFIXES):
+        source, relative = found[0]
+        jobs.append(Job(source, output, display(relative), options, overwrite, debug))
+    else:
+        if output.exists() and not output.is_dir():
+            raise ParameterError(f"output {display(output)} exists and is not a folder")
+        for source, relative in found:
+            try:
+                suffix = decoded_format(read_header(source), options)[2]
+            except MsfreqError:
+                suffix = ".wav"  # the job itself will report the problem
+            destination = output / relative.parent / decoded_name(relative.name, suffix)
+            jobs.append(Job(source, destination, display(relative), options, overwrite, debug))
+    _check_outputs(jobs, _resolved(present))
+    return Plan(jobs=jobs, ignored=ignored, problems=problems, output=output)
 
 
 # --- running ---------------------------------------------------------------------------
 
-#: Where progress within a file goes: ``sink((label, done, total))``, or None.
-_PROGRESS_SINK: Callable[[tuple], None] | None = None
-#: Set by Ctrl-C (or SIGTERM); work checks it between blocks and between files, where
-#: stopping is safe.  (A KeyboardInterrupt raised at any bytecode could land in a destructor,
-#: where Python swallows it.)  A second Ctrl-C interrupts at once.
-_STOP = threading.Event()
+def _failure(job: Job, message: str) -> Outcome:
+    text = display(message.replace(os.fspath(job.source), display(job.source)))
+    name = display(job.source)
+    if not text.startswith(name):
+        text = f"{name}: {text}"
+    return Outcome(job, "failed", text)
 
 
-def _interrupt(signum, frame) -> None:
-    if _STOP.is_set():
-        raise KeyboardInterrupt
-    _STOP.set()
-
-
-def _check_stop() -> None:
-    if _STOP.is_set():
-        raise KeyboardInterrupt
-
-
-def _worker_setup(progress_queue) -> None:
-    global _PROGRESS_SINK
-    _PROGRESS_SINK = None if progress_queue is None else progress_queue.put
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
-
-
-def _report(label: str) -> Callable[[int, int], None]:
-    sink = _PROGRESS_SINK
-
-    def progress(done: int, total: int) -> None:
-        _check_stop()
-        if sink is not None:
-            sink((label, done, total))
-
-    return progress
-
-
-def _run_one(kind: str, job: Job, options: dict, overwrite: bool, debug: bool) -> Outcome:
-    _check_stop()
-    if job.destination.exists() and not overwrite:
-        return Outcome(job, "skipped", "exists")
-    try:
-        job.destination.parent.mkdir(parents=True, exist_ok=True)
-        function = encode_file if kind == "encode" else decode_file
-        report = function(job.source, job.destination, progress=_report(job.label), **options)
-    except MsfreqError as error:
-        message = str(error)
-        if str(job.source) not in message:  # parameter errors do not know the file
-            message = f"{job.source}: {message}"
-        return Outcome(job, "failed", message, traceback.format_exc() if debug else None)
-    except MemoryError:
-        return Outcome(job, "failed", f"{job.source}: out of memory", None)
-    except OSError as error:
-        reason = error.strerror or str(error)
-        where = error.filename or job.destination
-        return Outcome(job, "failed", f"{job.source}: {reason} ({where})",
-                       traceback.format_exc() if debug else None)
-    except Exception as error:  # a bug: still one line, and the batch goes on
-        return Outcome(job, "failed", f"{job.source}: internal error: {type(error).__name__}: {error}",
-                       traceback.format_exc() if debug else None)
-    return Outcome(job, "done", "", report)
-
-
-def run_batch(
-    kind: str,
-    jobs: list[Job],
-    options: dict,
-    *,
-    jobs_count: int = 1,
-    overwrite: bool = False,
-    debug: bool = False,
-    on_outcome: Callable[[Outcome], None] | None = None,
-    on_progress: Callable[[str, int, int], None] | None = None,
-) -> Summary:
-    """Run ``jobs`` (``kind`` ``"encode"`` or ``"decode"``) and return the counts.
+def convert(job: Job, progress: Callable[[int, int], None]) -> Outcome:
+    """Run one job (in a worker process); every failure becomes a one-line outcome.
 
     Parameters
     ----------
-    kind : {"encode", "decode"}
-    jobs : list of Job
-    options : dict
-        Keyword arguments for :func:`~msfreq.convert.encode_file` or
-        :func:`~msfreq.convert.decode_file`.
-    jobs_count : int
-        Worker processes; 1 runs in this process.
-    overwrite, debug : bool
+    job : Job
+    progress : callable
+        ``progress(done, total)``; it may raise to stop the job (cancellation).
+    """
+    if isinstance(job.options, VerifyOptions):
+        return _verify(job, progress)
+    if job.destination.exists() and not job.overwrite:
+        return Outcome(job, "skipped", "exists")
+    detail = None
+    try:
+        job.destination.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(job.options, EncodeOptions):
+            report = encode_file(job.source, job.destination, job.options, progress=progress)
+        else:
+            report = decode_file(job.source, job.destination, job.options, progress=progress)
+        return Outcome(job, "done", "", report)
+    except MsfreqError as error:
+        outcome = _failure(job, str(error))
+    except MemoryError:
+        outcome = _failure(job, "out of memory")
+    except OSError as error:
+        reason = error.strerror or str(error)
+        if error.errno:
+            reason = f"{reason} [{errno.errorcode.get(error.errno, error.errno)}]"
+        where = error.filename or job.destination
+        outcome = _failure(job, f"{reason} ({display(where)})")
+    except Exception as error:  # a bug: still one line, and the batch goes on
+        outcome = _failure(job, f"internal error: {type(error).__name__}: {error}")
+    if job.debug:
+        detail = traceback.format_exc()
+    return Outcome(job, outcome.status, outcome.message, detail)
+
+
+def _verify(job: Job, progress: Callable[[int, int], None]) -> Outcome:
+    try:
+        header = verify(job.source)
+        text = f"{header.duration:.2f} s, every chunk checked"
+        if job.options.decode:
+            verify_decode(job.source, progress=progress)
+            text += {True: ", decodes to exactly the source samples",
+                     False: ", decodes (not exactly: the file says so)",
+                     None: ", decodes (no exactness recorded)"}[header.exact]
+        return Outcome(job, "done", "", text)
+    except MsfreqError as error:
+        return _failure(job, str(error))
+    except MemoryError:
+        return _failure(job, "out of memory")
+    except Exception as error:
+        return _failure(job, f"internal error: {type(error).__name__}: {error}")
+
+
+def time_limit(job: Job) -> float:
+    """Seconds a job may run before its worker is taken for hung: five minutes plus 25 s per
+    MB of input (about 100 times what encoding or decoding a megabyte takes here)."""
+    try:
+        size = job.source.stat().st_size
+    except OSError:
+        size = 0
+    return 300.0 + 25.0 * size / 1e6
+
+
+def _crashed(job: Job, reason: str) -> Outcome:
+    return Outcome(job, "failed", f"{display(job.source)}: {reason}")
+
+
+def run_batch(
+    plan: Plan,
+    *,
+    workers: int = 1,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    on_progress: Callable[[Job, int, int], None] | None = None,
+    cancel=None,
+    limit: Callable[[Job], float] = time_limit,
+    task: Callable = convert,
+) -> Summary:
+    """Run a plan's jobs in isolated worker processes and return the counts.
+
+    Stale temporary files of killed runs are removed from the output folders first.
+
+    Parameters
+    ----------
+    plan : Plan
+    workers : int
+        Worker processes (a crashing or hanging file costs a worker, never the batch).
     on_outcome : callable, optional
         Called with each :class:`Outcome` as it arrives.
     on_progress : callable, optional
-        ``on_progress(label, done, total)`` within files.
+        ``on_progress(job, done, total)`` within files.
+    cancel : threading.Event, optional
+        Set to stop the batch (e.g. on Ctrl-C).
+    limit : callable
+        Seconds a job may take (default :func:`time_limit`).
+    task : callable
+        The function run for each job (default :func:`convert`).
     """
-    summary = Summary()
+    summary = Summary(failed=len(plan.problems), ignored=len(plan.ignored))
+    if plan.output is not None:
+        folder = plan.output if plan.output.is_dir() else plan.output.parent
+        summary.stale_removed, _ = remove_stale_partials(folder, recursive=folder == plan.output)
 
     def record(outcome: Outcome) -> None:
         if outcome.status == "done":
@@ -325,95 +580,16 @@ def run_batch(
         if on_outcome is not None:
             on_outcome(outcome)
 
-    _STOP.clear()
-    previous = _install_handlers()
-    try:
-        if jobs_count <= 1 or len(jobs) <= 1:
-            _run_here(kind, jobs, options, overwrite, debug, record, on_progress, summary)
+    todo = []
+    for job in plan.jobs:
+        if not isinstance(job.options, VerifyOptions) and job.destination.exists() \
+                and not job.overwrite:
+            record(Outcome(job, "skipped", "exists"))
         else:
-            _run_pool(kind, jobs, options, jobs_count, overwrite, debug, record, on_progress,
-                      summary)
-    finally:
-        _restore_handlers(previous)
-    if _STOP.is_set():
-        summary.interrupted = True
+            todo.append(job)
+    if todo:
+        completed = run_jobs(todo, task, workers=max(1, min(workers, len(todo))), time_limit=limit,
+                             crashed=_crashed, on_outcome=record, on_progress=on_progress,
+                             cancel=cancel)
+        summary.interrupted = not completed
     return summary
-
-
-def _install_handlers() -> dict | None:
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-    for number in previous:
-        signal.signal(number, _interrupt)
-    return previous
-
-
-def _restore_handlers(previous: dict | None) -> None:
-    for number, handler in (previous or {}).items():
-        signal.signal(number, handler)
-
-
-def _run_here(kind, jobs, options, overwrite, debug, record, on_progress, summary) -> None:
-    global _PROGRESS_SINK
-    if on_progress is not None:
-        _PROGRESS_SINK = lambda item: on_progress(*item)  # noqa: E731
-    try:
-        for job in jobs:
-            record(_run_one(kind, job, options, overwrite, debug))
-    except KeyboardInterrupt:
-        summary.interrupted = True
-    finally:
-        _PROGRESS_SINK = None
-
-
-def _run_pool(kind, jobs, options, jobs_count, overwrite, debug, record, on_progress,
-              summary) -> None:
-    context = get_context("spawn" if os.name == "nt" else "forkserver")
-    manager_queue = context.Queue()
-    executor = ProcessPoolExecutor(
-        max_workers=jobs_count, mp_context=context, initializer=_worker_setup,
-        initargs=(manager_queue if on_progress is not None else None,),
-    )
-    pending: set[Future] = set()
-    try:
-        # Workers start with Ctrl-C ignored (inherited) until their own handler is in place,
-        # so that an interrupt during their start-up cannot land in arbitrary code.
-        handler = signal.getsignal(signal.SIGINT)
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            for job in jobs:
-                pending.add(executor.submit(_run_one, kind, job, options, overwrite, debug))
-        finally:
-            if threading.current_thread() is threading.main_thread():
-                signal.signal(signal.SIGINT, handler)
-        while pending:
-            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            _check_stop()
-            _drain(manager_queue, on_progress)
-            for future in finished:
-                record(future.result())
-        _drain(manager_queue, on_progress)
-    except KeyboardInterrupt:
-        summary.interrupted = True
-        _STOP.set()
-        for future in pending:
-            future.cancel()
-        # Workers share the terminal's Ctrl-C, but not a signal sent to this process alone.
-        for process in list(getattr(executor, "_processes", {}).values()):
-            with contextlib.suppress(OSError):
-                os.kill(process.pid, signal.SIGINT)
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
-
-
-def _drain(source, on_progress) -> None:
-    if on_progress is None:
-        return
-    while True:
-        try:
-            label, done, total = source.get_nowait()
-        except (queue.Empty, OSError, ValueError):
-            return
-        on_progress(label, done, total)

@@ -7,16 +7,33 @@ one line on stderr (a traceback only with ``--debug``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 from tqdm import tqdm
 
-from msfreq import __version__
-from msfreq.batch import Outcome, Summary, plan_decode, plan_encode, run_batch
+from msfreq.audio import output_format
+from msfreq.batch import (
+    Job,
+    Outcome,
+    Plan,
+    Summary,
+    VerifyOptions,
+    display,
+    find_inputs,
+    is_msfreq_file,
+    plan_decode,
+    plan_encode,
+    run_batch,
+)
+from msfreq.convert import DecodeOptions, EncodeOptions
 from msfreq.errors import MsfreqError
 from msfreq.params import (
     COMPRESSIONS,
@@ -27,6 +44,7 @@ from msfreq.params import (
     DEFAULT_TUNING,
     TransformParams,
 )
+from msfreq.version import __version__
 
 __all__ = ["main", "cli"]
 
@@ -95,16 +113,23 @@ class _Progress:
             click.echo(line, file=stream)
 
 
-def _run(kind: str, verb: str, planned, options: dict, *, jobs: int, overwrite: bool,
-         quiet: bool, debug: bool) -> None:
-    job_list, missing, ignored = planned
-    for message in missing:
-        click.echo(f"error: {message}", err=True)
+def _usage(action):
+    """Run ``action``; a library error about the arguments becomes a usage error (exit 2)."""
+    try:
+        return action()
+    except MsfreqError as error:
+        raise click.UsageError(str(error)) from None
+
+
+def _run(verb: str, plan: Plan, *, jobs: int, quiet: bool, debug: bool,
+         line: Callable[[Outcome], str]) -> None:
+    for problem in plan.problems:
+        click.echo(f"failed: {problem}", err=True)
     if not quiet:
-        for name in ignored:
-            click.echo(f"ignored: {name}: not {'audio' if kind == 'encode' else 'an msfreq file'}",
+        for name in plan.ignored:
+            click.echo(f"ignored: {name}: not {'audio' if verb == 'encoded' else 'an msfreq file'}",
                        err=True)
-    progress = _Progress(len(job_list), verb, quiet)
+    progress = _Progress(len(plan.jobs), verb, quiet)
 
     def on_outcome(outcome: Outcome) -> None:
         progress.outcome(outcome)
@@ -114,31 +139,56 @@ def _run(kind: str, verb: str, planned, options: dict, *, jobs: int, overwrite: 
                 progress.write(str(outcome.detail), err=True)
         elif outcome.status == "skipped":
             if not quiet:
-                progress.write(f"skipped: {outcome.job.destination} (exists; --overwrite replaces it)")
+                progress.write(f"skipped: {display(outcome.job.destination)} (exists; --overwrite replaces it)")
         elif not quiet:
-            progress.write(_done_line(kind, outcome))
+            progress.write(line(outcome))
 
+    cancel = threading.Event()
+    with _interrupts(cancel):
+        try:
+            summary = run_batch(plan, workers=jobs, on_outcome=on_outcome,
+                                on_progress=lambda job, done, total: progress.within(job.label, done, total),
+                                cancel=cancel)
+        finally:
+            progress.close()
+    _finish(summary, verb, quiet)
+
+
+@contextlib.contextmanager
+def _interrupts(cancel: threading.Event):
+    """Ctrl-C (SIGINT, from the terminal or sent to the process) and SIGTERM stop the batch
+    cleanly: busy files are stopped and their temporary files removed, exit 130."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame) -> None:
+        cancel.set()
+
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
-        summary = run_batch(
-            kind, job_list, options, jobs_count=max(1, min(jobs, len(job_list))),
-            overwrite=overwrite, debug=debug, on_outcome=on_outcome, on_progress=progress.within,
-        )
+        yield
     finally:
-        progress.close()
-    summary.failed += len(missing)
-    summary.ignored = list(ignored)
-    _finish(summary, "encoded" if kind == "encode" else "decoded", quiet)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
-def _done_line(kind: str, outcome: Outcome) -> str:
+def _encode_line(outcome: Outcome) -> str:
     report = outcome.detail
-    if kind == "encode":
-        return (f"encoded: {outcome.job.source} -> {report.destination} "
-                f"({report.seconds:.2f} s audio, {_size(report.bytes_written)}, {report.elapsed:.2f} s)")
+    exact = {True: "decodes bit-identically", None: "not checked (resampled)",
+             False: "does not decode bit-identically at this precision"}[report.exact]
+    return (f"encoded: {display(outcome.job.source)} -> {display(report.destination)} "
+            f"({report.seconds:.2f} s audio, {_size(report.bytes_written)}, {exact}, "
+            f"{report.elapsed:.2f} s)")
+
+
+def _decode_line(outcome: Outcome) -> str:
+    report = outcome.detail
     identical = {True: ", bit-identical to the source", False: ", not bit-identical to the source",
                  None: ""}[report.identical]
-    return (f"decoded: {outcome.job.source} -> {report.destination} "
-            f"({report.format} {report.subtype}{identical}, {report.elapsed:.2f} s)")
+    losses = "".join(f"; LOSS: {loss}" for loss in report.losses)
+    return (f"decoded: {display(outcome.job.source)} -> {display(report.destination)} "
+            f"({report.format} {report.subtype}{identical}{losses}, {report.elapsed:.2f} s)")
 
 
 def _finish(summary: Summary, verb: str, quiet: bool) -> None:
@@ -148,14 +198,10 @@ def _finish(summary: Summary, verb: str, quiet: bool) -> None:
         sys.exit(summary.exit_code)
 
 
-def _check_output(output: Path) -> None:
-    if output.exists() and not output.is_dir():
-        raise click.UsageError(f"output {output} exists and is not a folder")
-
-
 _common_batch = [
-    click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
-                 help="Folder for the outputs (created if missing); the input tree is mirrored in it."),
+    click.option("-o", "--output", "output", required=True, type=click.Path(),
+                 help="Folder for the outputs (created if missing), or, for one input file, "
+                      "the output file itself."),
     click.option("-j", "--jobs", type=click.IntRange(min=1), default=_cpu_count(), show_default=True,
                  help="Worker processes."),
     click.option("--overwrite", is_flag=True, help="Replace outputs that exist (default: skip them)."),
@@ -180,7 +226,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @_apply(_common_batch)
 @click.option("-b", "--bins-per-octave", type=int, default=DEFAULT_BINS_PER_OCTAVE, show_default=True,
               help="Frequency bins in every octave.")
@@ -191,67 +237,100 @@ def cli() -> None:
 @click.option("--tuning", type=float, default=DEFAULT_TUNING, show_default=True,
               help="Frequency of A4 in Hz; bin centres lie on tuning * 2^(k/B).")
 @click.option("--precision", type=click.Choice(sorted(_PRECISIONS)), default=_DEFAULT_PRECISION,
-              show_default=True, help="single: complex64 coefficients, double: complex128.")
+              show_default=True, help="single: complex64 coefficients, double: complex128 "
+                                      "(bit-identical 24-bit round trips).")
 @click.option("--compression", type=click.Choice(COMPRESSIONS), default=DEFAULT_COMPRESSION,
-              show_default=True, help="Lossless HDF5 compression.")
+              show_default=True, help="zstd: fast and small (needs hdf5plugin to read in plain "
+                                      "h5py); gzip: opened by any HDF5 reader; none.")
+@click.option("--keep-bits", type=click.IntRange(1, 52), default=None,
+              help="Smaller, inexact files: keep this many mantissa bits of every coefficient "
+                   "(see README for size against SNR). Default: exact.")
 @click.option("--sample-rate", type=click.IntRange(min=1), default=None,
               help="Resample to this rate first, to put a mixed collection on one grid.")
 def encode(inputs, output, jobs, overwrite, quiet, debug, bins_per_octave, fmin, n_octaves,
-           tuning, precision, compression, sample_rate) -> None:
+           tuning, precision, compression, keep_bits, sample_rate) -> None:
     """Encode audio files and folders (searched recursively) into msfreq HDF5 files.
+
+    \b
+    NAME/ mirrors the folder's contents in OUTPUT; NAME (no slash) makes OUTPUT/NAME/.
+    Each file keeps its name plus .h5 (kick.wav -> kick.wav.h5).
 
     \b
     Examples:
       msfreq encode music/ -o encoded/
+      msfreq encode track.wav -o track.h5
       msfreq encode kick.wav mix.flac -o out/ -b 24 --sample-rate 44100 -j 4
     """
-    try:
-        TransformParams(bins_per_octave=bins_per_octave, fmin=fmin, tuning=tuning,
-                        n_octaves=n_octaves)
-    except MsfreqError as error:
-        raise click.UsageError(str(error)) from None
-    _check_output(output)
-    options = {
-        "bins_per_octave": bins_per_octave, "fmin": fmin, "tuning": tuning,
-        "n_octaves": n_octaves, "dtype": _PRECISIONS[precision], "compression": compression,
-        "sample_rate": sample_rate,
-    }
-    _run("encode", "encoding", plan_encode(inputs, output), options, jobs=jobs,
-         overwrite=overwrite, quiet=quiet, debug=debug)
+    options = _usage(lambda: EncodeOptions(
+        params=TransformParams(bins_per_octave=bins_per_octave, fmin=fmin, tuning=tuning,
+                               n_octaves=n_octaves),
+        dtype=_PRECISIONS[precision], compression=compression, sample_rate=sample_rate,
+        keep_bits=keep_bits,
+    ))
+    plan = _usage(lambda: plan_encode(inputs, output, options, overwrite=overwrite, debug=debug))
+    _run("encoded", plan, jobs=jobs, quiet=quiet, debug=debug, line=_encode_line)
 
 
 @cli.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @_apply(_common_batch)
 @click.option("--format", "audio_format", default=None,
-              help="soundfile format (WAV, FLAC, AIFF, ...); default: the source's.")
+              help="soundfile format (WAV, FLAC, AIFF, ...); default: the source's. Alone, it "
+                   "keeps the source's bit depth where the format can.")
 @click.option("--subtype", default=None,
-              help="soundfile subtype (PCM_16, PCM_24, FLOAT, ...); default: the source's.")
+              help="soundfile subtype (PCM_16, PCM_24, FLOAT, ...); default: the source's, or "
+                   "the closest lossless one for --format.")
 def decode(inputs, output, jobs, overwrite, quiet, debug, audio_format, subtype) -> None:
     """Decode msfreq HDF5 files and folders back into audio.
 
     \b
+    Files come back under their source's name (kick.wav.h5 -> kick.wav). The decoded
+    samples are checked against the source's SHA-256; a file that was written to decode
+    exactly and does not is reported as damaged and not written.
+
+    \b
     Examples:
       msfreq decode encoded/ -o decoded/
-      msfreq decode mix.h5 -o out/ --format FLAC --subtype PCM_24
+      msfreq decode mix.wav.h5 -o mix.wav
+      msfreq decode mix.wav.h5 -o out/ --format FLAC
     """
-    _check_output(output)
-    from msfreq.audio import output_format
-
+    options = DecodeOptions(format=audio_format, subtype=subtype)
     if audio_format or subtype:
-        try:
-            output_format("WAV", "PCM_16", format=audio_format, subtype=subtype,
-                          sample_rate=44100, channels=1)
-        except MsfreqError as error:
-            raise click.UsageError(str(error)) from None
-    planned = plan_decode(inputs, output, format=audio_format, subtype=subtype)
-    options = {"format": audio_format, "subtype": subtype}
-    _run("decode", "decoding", planned, options, jobs=jobs, overwrite=overwrite, quiet=quiet,
-         debug=debug)
+        _usage(lambda: output_format("WAV", "PCM_16", format=audio_format, subtype=subtype,
+                                     sample_rate=44100, channels=1))
+    plan = _usage(lambda: plan_decode(inputs, output, options, overwrite=overwrite, debug=debug))
+    _run("decoded", plan, jobs=jobs, quiet=quiet, debug=debug, line=_decode_line)
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--decode", "full", is_flag=True,
+              help="Also decode each file and compare with the source's SHA-256.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=_cpu_count(), show_default=True,
+              help="Worker processes.")
+@click.option("-q", "--quiet", is_flag=True, help="Print failures only.")
+def verify(paths, full, jobs, quiet) -> None:
+    """Check msfreq files: structure, header checksum, every chunk's checksum and value;
+    with --decode, that they decode to exactly the source samples they promise.
+
+    \b
+    Examples:
+      msfreq verify encoded/
+      msfreq verify --decode encoded/track.wav.h5
+    """
+    found, ignored, problems = _usage(lambda: find_inputs(paths, is_msfreq_file))
+    jobs_list = [Job(file, file, display(relative), VerifyOptions(decode=full))
+                 for file, relative in found]
+    plan = Plan(jobs=jobs_list, ignored=ignored, problems=problems)
+
+    def line(outcome: Outcome) -> str:
+        return f"ok: {display(outcome.job.source)} ({outcome.detail})"
+
+    _run("verified", plan, jobs=jobs, quiet=quiet, debug=False, line=line)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
               help="Draw the amplitude picture of the (single) file into this PNG.")
@@ -264,13 +343,12 @@ def inspect(paths, as_json, plot_path, debug) -> None:
       msfreq inspect encoded/mix.h5 --plot mix.png
       msfreq inspect encoded/ --json
     """
-    from msfreq.batch import find_inputs, is_msfreq_file
     from msfreq.report import describe, plot
 
-    found, missing, _ = find_inputs(paths, is_msfreq_file)
-    failed = len(missing)
-    for message in missing:
-        click.echo(f"error: {message}", err=True)
+    found, _, problems = _usage(lambda: find_inputs(paths, is_msfreq_file))
+    failed = len(problems)
+    for problem in problems:
+        click.echo(f"error: {problem}", err=True)
     if plot_path is not None and len(found) != 1:
         raise click.UsageError(f"--plot draws one file; {len(found)} were given")
     described = []
@@ -284,7 +362,8 @@ def inspect(paths, as_json, plot_path, debug) -> None:
             click.echo(f"error: {error}", err=True)
         except Exception as error:
             failed += 1
-            click.echo(f"error: {file}: internal error: {type(error).__name__}: {error}", err=True)
+            click.echo(f"error: {display(file)}: internal error: {type(error).__name__}: {error}",
+                       err=True)
             if debug:
                 raise
     if as_json:
@@ -327,7 +406,7 @@ def _table(info: dict) -> str:
     params = info["params"]
     ratio = info["ratio_to_source"]
     lines = [
-        f"file       {info['file']}",
+        f"file       {display(info['file'])}",
         f"source     {source.get('name', '?')} ({source.get('format', '?')} "
         f"{source.get('subtype', '?')}, {source.get('sample_rate', '?')} Hz)",
         f"audio      {info['duration']:.3f} s, {info['sample_rate']} Hz, "
@@ -336,10 +415,11 @@ def _table(info: dict) -> str:
         f"{params['fmin']:.2f} Hz, tuning {params['tuning']:g} Hz, {info['dtype']}",
         f"size       {_size(info['size_bytes'])}"
         + (f" ({ratio:.2f}x the source)" if ratio else "")
-        + f", {info['compression']}, format v{info['format_version']}",
+        + f", {info['compression']}, {info['storage']} storage, format v{info['format_version']}",
+        f"exact      {info['exact']}",
         "",
         f"{'band':<7}{'Hz':>12} {'notes':<8}{'bins':>4}{'frames':>8}{'hop ms':>8}"
-        f"{'energy%':>8}{'rms dB':>7}{'peak dB':>8}{'bytes':>7}",
+        f"{'energy%':>8}{'band RMS dB':>12}{'peak |c| dB':>12}{'bytes':>7}",
     ]
     short = {"residual_low": "low", "residual_high": "high"}
     for band in info["bands"]:
@@ -353,8 +433,8 @@ def _table(info: dict) -> str:
             notes = f"{band['lower_note']}-{band['upper_note']}"
         lines.append(
             f"{name:<7}{span:>12} {notes[:8]:<8}{band['bins']:>4}{band['frames']:>8}"
-            f"{band['hop_ms']:>8.2f}{band['energy_percent']:>8.2f}{band['rms_db']:>7.1f}"
-            f"{band['peak_db']:>8.1f}{_short_size(band['bytes']):>7}"
+            f"{band['hop_ms']:>8.2f}{band['energy_percent']:>8.2f}{band['rms_db']:>12.1f}"
+            f"{band['peak_db']:>12.1f}{_short_size(band['bytes']):>7}"
         )
     return "\n".join(lines)
 
@@ -368,7 +448,7 @@ def _file_lines(described: list[dict]) -> list[str]:
         lines.append(
             f"{info['duration']:>8.2f}s {info['sample_rate']:>6} {info['channels']:>2} "
             f"{params['n_octaves']:>2}x{params['bins_per_octave']:<5} {_size(info['size_bytes']):>9} "
-            f"{(f'{ratio:.2f}x' if ratio else '-'):>6}  {info['file']}"
+            f"{(f'{ratio:.2f}x' if ratio else '-'):>6}  {display(info['file'])}"
         )
         total_seconds += info["duration"]
         total_bytes += info["size_bytes"]

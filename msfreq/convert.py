@@ -14,36 +14,114 @@ from pathlib import Path
 
 import numpy as np
 
-from msfreq.audio import AudioInfo, AudioReader, AudioWriter, output_format, probe
-from msfreq.errors import ParameterError
+from msfreq.audio import AudioInfo, AudioReader, AudioWriter, Checksum, output_format, probe
+from msfreq.errors import FormatError, ParameterError
 from msfreq.params import (
-    DEFAULT_BINS_PER_OCTAVE,
+    COMPRESSIONS,
     DEFAULT_COMPRESSION,
     DEFAULT_DTYPE,
-    DEFAULT_FMIN,
-    DEFAULT_TUNING,
     TransformParams,
     resolve_dtype,
 )
+from msfreq.quantize import STEP_FRACTIONS, band_steps, lsb
 from msfreq.representation import Progress
-from msfreq.scales import make_grid
-from msfreq.store import Header, Writer, open_reader, read_header
-from msfreq.transform import analyze_signal, synthesize_signal, transform_units
+from msfreq.scales import Grid, make_grid
+from msfreq.store import Header, Storage, Writer, open_reader, read_header
+from msfreq.transform import analyze_signal, block_schedule, synthesize_signal, transform_units
 
 __all__ = [
+    "EncodeOptions",
+    "DecodeOptions",
     "EncodeReport",
     "DecodeReport",
     "encode_file",
     "decode_file",
     "decoded_format",
+    "decoded_checksum",
+    "verify_decode",
     "Resampler",
 ]
 
 
 
+#: Integer bit depths whose samples the coefficient precision can give back exactly (the
+#: float rounding of complex64 is about 2**-22 of full scale: well under a 16-bit LSB).
+_EXACT_BITS = {"complex64": 16, "complex128": 24}
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """How :func:`encode_file` encodes: one value travels from the command line to the writer.
+
+    Attributes
+    ----------
+    params : TransformParams
+    dtype : {"complex64", "complex128"}
+    compression : {"zstd", "gzip", "none"}
+    sample_rate : int or None
+        Resample to this rate first (None: keep the file's rate).
+    keep_bits : int or None
+        Trade exactness for size: store float coefficients with this many mantissa bits.
+        None (default): integer sources whose samples the precision can give back exactly
+        are stored as integer multiples of a step derived from their LSB, checked to decode
+        bit-identically; everything else is stored as computed.
+    block_seconds : float or None
+        Files longer than about this are processed block by block.
+    workers : int or None
+        FFT threads.
+    """
+
+    params: TransformParams = TransformParams()
+    dtype: str = DEFAULT_DTYPE
+    compression: str = DEFAULT_COMPRESSION
+    sample_rate: int | None = None
+    keep_bits: int | None = None
+    block_seconds: float | None = None
+    workers: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.params, TransformParams):
+            raise ParameterError(f"params must be a TransformParams, got {self.params!r}")
+        object.__setattr__(self, "dtype", resolve_dtype(self.dtype).name)
+        if self.compression not in COMPRESSIONS:
+            raise ParameterError(f"compression must be one of {COMPRESSIONS}, got {self.compression!r}")
+        if self.sample_rate is not None:
+            object.__setattr__(self, "sample_rate", _rate(self.sample_rate))
+        if self.keep_bits is not None:
+            mantissa = np.finfo(np.dtype(self.dtype)).nmant
+            bits = self.keep_bits
+            if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= mantissa:
+                raise ParameterError(f"keep_bits must be in 1..{mantissa} for {self.dtype}, got {bits!r}")
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How :func:`decode_file` decodes.
+
+    Attributes
+    ----------
+    format, subtype : str or None
+        soundfile format and subtype; default the source's (see
+        :func:`msfreq.audio.output_format`).
+    block_seconds, workers
+        As in :class:`EncodeOptions`.
+    """
+
+    format: str | None = None
+    subtype: str | None = None
+    block_seconds: float | None = None
+    workers: int | None = None
+
+
 @dataclass(frozen=True)
 class EncodeReport:
-    """What :func:`encode_file` did."""
+    """What :func:`encode_file` did.
+
+    ``exact`` is True when the stored coefficients were checked to decode to exactly the
+    source samples, False when they were checked and do not (the precision is too low for
+    the source, e.g. 24-bit audio in complex64), None when no check was possible
+    (resampled).  ``storage`` is ``"levels"`` (integers) or ``"float"``.
+    """
 
     source: Path
     destination: Path
@@ -52,15 +130,18 @@ class EncodeReport:
     channels: int
     bytes_written: int
     elapsed: float
+    exact: bool | None = None
+    storage: str = "float"
 
 
 @dataclass(frozen=True)
 class DecodeReport:
     """What :func:`decode_file` did.
 
-    ``identical`` is True when the samples written are bit-identical to the source samples
-    the file was encoded from (same subtype and sample rate, matching SHA-256), False when
-    they differ, and None when the file records no checksum or the output format differs.
+    ``identical`` is True when the decoded samples are bit-identical to the source samples
+    the file was encoded from (matching SHA-256, in the source's own sample format), False
+    when they differ, and None when the file records no checksum.  ``losses`` lists, in
+    words, what the output loses against the source (fewer bits, clipped samples).
     """
 
     source: Path
@@ -70,6 +151,7 @@ class DecodeReport:
     subtype: str
     identical: bool | None
     elapsed: float
+    losses: tuple[str, ...] = ()
 
 
 class Resampler:
@@ -105,37 +187,77 @@ class Resampler:
         return filtered[offset : offset + stop - start]
 
 
+class _Retry(Exception):
+    """The stored coefficients did not decode exactly: try the next, finer storage."""
+
+
+def _storages(info: AudioInfo, options: EncodeOptions, grid: Grid, resampled: bool):
+    """The storages to try in turn, each with whether it is the last."""
+    dtype = np.dtype(options.dtype)
+    bits = info.integer_bits
+    tries: list[Storage] = []
+    if options.keep_bits is None and not resampled and bits is not None \
+            and bits <= _EXACT_BITS[dtype.name]:
+        unit = lsb(bits)
+        tries += [Storage(dtype=dtype, steps=band_steps(grid.bands, unit, fraction))
+                  for fraction in STEP_FRACTIONS]
+    tries.append(Storage(dtype=dtype, keep_bits=options.keep_bits))
+    return [(storage, index == len(tries) - 1) for index, storage in enumerate(tries)]
+
+
+def decoded_checksum(
+    read, n_samples: int, grid: Grid, dtype: np.dtype, subtype: str, *,
+    block_seconds: float | None = None, workers: int | None = None,
+    progress: Progress | None = None, sink=None,
+) -> str:
+    """SHA-256 of the samples that the coefficients ``read`` gives access to decode to,
+    in the sample form of a source of ``subtype`` (as :class:`~msfreq.audio.AudioReader`
+    hashes it).
+
+    Parameters
+    ----------
+    read : callable
+        ``read(band_index, first_frame, stop_frame)``, as for
+        :func:`~msfreq.transform.synthesize_signal`.
+    sink : callable, optional
+        Also called with every decoded block, shape (frames, channels), in order.
+    """
+    checksum = Checksum(subtype)
+    units = transform_units(n_samples, grid)
+    for start, block in synthesize_signal(read, n_samples, grid, dtype,
+                                          block_seconds=block_seconds, workers=workers):
+        samples = block.T
+        checksum.update(samples)
+        if sink is not None:
+            sink(samples)
+        end = start + samples.shape[0]
+        if progress is not None:
+            progress(units if end >= n_samples else end // grid.hop_unit, units)
+        del block, samples
+    return checksum.hexdigest()
+
+
 def encode_file(
     source: str | os.PathLike,
     destination: str | os.PathLike,
+    options: EncodeOptions | None = None,
     *,
-    bins_per_octave: int = DEFAULT_BINS_PER_OCTAVE,
-    fmin: float = DEFAULT_FMIN,
-    tuning: float = DEFAULT_TUNING,
-    n_octaves: int | None = None,
-    dtype: str = DEFAULT_DTYPE,
-    compression: str = DEFAULT_COMPRESSION,
-    sample_rate: int | None = None,
-    workers: int | None = None,
-    block_seconds: float | None = None,
     progress: Progress | None = None,
 ) -> EncodeReport:
     """Encode the audio file ``source`` into the msfreq file ``destination``.
 
+    The coefficients written are decoded again before the file is committed, and the result
+    compared with the source samples (SHA-256): the file records whether it decodes exactly.
+    Integer sources are stored as integer multiples of a step derived from their LSB; if
+    such a file does not decode exactly, it is written again with a finer step, and at last
+    unrounded, so rounding never costs exactness.
+
     Parameters
     ----------
     source, destination : path-like
-    bins_per_octave, fmin, tuning, n_octaves, dtype
-        As for :func:`msfreq.encode`.
-    compression : {"gzip", "lzf", "none"}
-    sample_rate : int, optional
-        Resample to this rate first (default: keep the file's rate).
-    workers : int, optional
-        FFT threads.
-    block_seconds : float, optional
-        Files longer than about this are processed block by block.
+    options : EncodeOptions, optional
     progress : callable, optional
-        ``progress(done, total)`` in hop units.
+        ``progress(done, total)``.
 
     Returns
     -------
@@ -147,40 +269,42 @@ def encode_file(
         If ``source`` is not readable audio.
     ParameterError
         If the parameters do not fit the file (e.g. its sample rate is too low).
+
+    Examples
+    --------
+    >>> import numpy as np, soundfile as sf, tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> sf.write(folder / "a.wav", np.random.default_rng(0).uniform(-0.5, 0.5, 8000), 8000,
+    ...          subtype="PCM_16")
+    >>> report = encode_file(folder / "a.wav", folder / "a.wav.h5")
+    >>> report.exact, report.storage
+    (True, 'levels')
     """
     began = time.perf_counter()
+    options = EncodeOptions() if options is None else options
     info = probe(source)
-    params = TransformParams(
-        bins_per_octave=bins_per_octave, fmin=fmin, tuning=tuning, n_octaves=n_octaves
-    )
-    complex_dtype = resolve_dtype(dtype)
-    rate = info.sample_rate if sample_rate is None else _rate(sample_rate)
-    grid = make_grid(rate, params)
+    rate = info.sample_rate if options.sample_rate is None else options.sample_rate
+    grid = make_grid(rate, options.params)
+    dtype = np.dtype(options.dtype)
+    resampled = rate != info.sample_rate
     with AudioReader(info) as reader:
-        if rate == info.sample_rate:
-            read, n_samples = reader.read, info.frames
-        else:
+        if resampled:
             resampler = Resampler(reader, info.sample_rate, rate)
             read, n_samples = resampler.read, resampler.n_samples
+        else:
+            read, n_samples = reader.read, info.frames
         units = transform_units(n_samples, grid)
-        with Writer(
-            destination,
-            grid,
-            n_samples,
-            info.channels,
-            dtype=complex_dtype,
-            length=units * grid.hop_unit,
-            compression=compression,
-            source=_source_facts(info),
-        ) as writer:
-            for first, stop, arrays in analyze_signal(
-                read, n_samples, info.channels, grid, complex_dtype,
-                block_seconds=block_seconds, workers=workers,
-            ):
-                writer.write(first, stop, arrays)
-                if progress is not None:
-                    progress(stop, units)
-            writer.set_source(sha256=reader.checksum())
+        whole = None
+        if block_schedule(grid, n_samples, block_seconds=options.block_seconds) is None:
+            whole = next(iter(analyze_signal(read, n_samples, info.channels, grid, dtype,
+                                             workers=options.workers)))[2]
+        for storage, last in _storages(info, options, grid, resampled):
+            try:
+                exact = _write(destination, reader, read, n_samples, info, grid, storage, whole,
+                               options, units, last, progress)
+            except _Retry:
+                continue
+            break
     return EncodeReport(
         source=Path(source),
         destination=Path(destination),
@@ -189,7 +313,62 @@ def encode_file(
         channels=info.channels,
         bytes_written=Path(destination).stat().st_size,
         elapsed=time.perf_counter() - began,
+        exact=exact,
+        storage=storage.form,
     )
+
+
+def _write(destination, reader: AudioReader, read, n_samples: int, info: AudioInfo, grid: Grid,
+           storage: Storage, whole, options: EncodeOptions, units: int, last: bool,
+           progress: Progress | None) -> bool | None:
+    """Write one attempt; return whether it decodes exactly; raise _Retry to try again."""
+    dtype = storage.dtype
+
+    def advance(done: int, total: int) -> None:
+        if progress is not None:
+            progress(done, 2 * total)
+
+    def verified(done: int, total: int) -> None:
+        if progress is not None:
+            progress(total + done, 2 * total)
+
+    with Writer(destination, grid, n_samples, info.channels, storage=storage,
+                length=units * grid.hop_unit, compression=options.compression,
+                source=_source_facts(info)) as writer:
+        if whole is not None:
+            stored = [storage.to_stored(index, values) for index, values in enumerate(whole)]
+            if any(values is None for values in stored):
+                raise _Retry
+            writer.write(0, units, stored)
+            advance(units, units)
+
+            def frames(index: int, first: int, stop: int) -> np.ndarray:
+                band = grid.bands[index]
+                return storage.from_stored(index, band, stored[index][:, :, first:stop])
+        else:
+            for first, stop, arrays in analyze_signal(
+                read, n_samples, info.channels, grid, dtype,
+                block_seconds=options.block_seconds, workers=options.workers,
+            ):
+                stored = [storage.to_stored(index, values) for index, values in enumerate(arrays)]
+                if any(values is None for values in stored):
+                    raise _Retry
+                writer.write(first, stop, stored)
+                del stored
+                advance(stop, units)
+            frames = writer.read
+        checksum = reader.checksum()
+        exact = None
+        if checksum is not None and grid.sample_rate == info.sample_rate:
+            decoded = decoded_checksum(frames, n_samples, grid, dtype, info.subtype,
+                                       block_seconds=options.block_seconds,
+                                       workers=options.workers, progress=verified)
+            exact = decoded == checksum
+            if not exact and not last:
+                raise _Retry
+        writer.set_source(sha256=checksum)
+        writer.set_exact(exact)
+    return exact
 
 
 def _rate(value: object) -> int:
@@ -212,39 +391,52 @@ def _source_facts(info: AudioInfo) -> dict:
 
 
 def decoded_format(
-    header: Header, *, format: str | None = None, subtype: str | None = None
-) -> tuple[str, str, str]:
-    """Return the ``(format, subtype, suffix)`` :func:`decode_file` writes ``header``'s file as."""
+    header: Header, options: DecodeOptions | None = None
+) -> tuple[str, str, str, tuple[str, ...]]:
+    """Return the ``(format, subtype, suffix, losses)`` :func:`decode_file` writes
+    ``header``'s file as (see :func:`msfreq.audio.output_format`)."""
+    options = DecodeOptions() if options is None else options
     return output_format(
         header.source.get("format"),
         header.source.get("subtype"),
-        format=format,
-        subtype=subtype,
+        format=options.format,
+        subtype=options.subtype,
         sample_rate=header.grid.sample_rate,
         channels=header.n_channels,
     )
 
 
+def _check(header: Header) -> tuple[str | None, str | None]:
+    """The source subtype and SHA-256 a decode can be checked against (None: cannot)."""
+    subtype = header.source.get("subtype")
+    recorded = header.source.get("sha256")
+    if (
+        not isinstance(subtype, str) or not isinstance(recorded, str)
+        or header.source.get("sample_rate") != header.grid.sample_rate
+    ):
+        return None, None
+    return subtype, recorded
+
+
 def decode_file(
     source: str | os.PathLike,
     destination: str | os.PathLike,
+    options: DecodeOptions | None = None,
     *,
-    format: str | None = None,
-    subtype: str | None = None,
-    workers: int | None = None,
-    block_seconds: float | None = None,
     progress: Progress | None = None,
 ) -> DecodeReport:
     """Decode the msfreq file ``source`` into the audio file ``destination``.
 
+    The decoded samples are compared (SHA-256) with the source samples the file was encoded
+    from.  If the file was written as decoding exactly and they differ, the file is damaged:
+    nothing is written and :class:`~msfreq.errors.FormatError` is raised.
+
     Parameters
     ----------
     source, destination : path-like
-    format, subtype : str, optional
-        soundfile format and subtype; default the source audio's (lossy sources are written
-        as 24-bit FLAC).
-    workers, block_seconds, progress
-        As for :func:`encode_file`.
+    options : DecodeOptions, optional
+    progress : callable, optional
+        ``progress(done, total)``.
 
     Returns
     -------
@@ -253,15 +445,17 @@ def decode_file(
     Raises
     ------
     FormatError
-        If ``source`` is not a valid msfreq file, or a chunk is corrupted.
+        If ``source`` is not a valid msfreq file, a chunk is corrupted, or the decode is
+        not the exact one the file promises.
     AudioError
         If the audio cannot be written.
     """
     began = time.perf_counter()
+    options = DecodeOptions() if options is None else options
     header = read_header(source)
-    chosen_format, chosen_subtype, _ = decoded_format(header, format=format, subtype=subtype)
+    chosen_format, chosen_subtype, _, losses = decoded_format(header, options)
     grid = header.grid
-    units = header.length // grid.hop_unit
+    subtype, recorded = _check(header)
     with open_reader(source) as reader, AudioWriter(
         destination, grid.sample_rate, header.n_channels, chosen_format, chosen_subtype
     ) as writer:
@@ -269,22 +463,19 @@ def decode_file(
         def read(index: int, first: int, stop: int) -> np.ndarray:
             return reader.read(grid.bands[index], first, stop)
 
-        for start, block in synthesize_signal(
-            read, header.n_samples, grid, header.dtype,
-            block_seconds=block_seconds, workers=workers,
-        ):
-            writer.write(block.T)
-            end = start + block.shape[1]
-            del block  # let the next block reuse the memory
-            if progress is not None:
-                progress(units if end >= header.n_samples else end // grid.hop_unit, units)
-        checksum = writer.checksum()
-    same_kind = (
-        chosen_subtype == header.source.get("subtype")
-        and header.source.get("sample_rate") == grid.sample_rate
-    )
-    recorded = header.source.get("sha256")
-    identical = (checksum == recorded) if (same_kind and recorded) else None
+        checksum = decoded_checksum(
+            read, header.n_samples, grid, header.dtype, subtype or chosen_subtype,
+            block_seconds=options.block_seconds, workers=options.workers, progress=progress,
+            sink=writer.write,
+        )
+        identical = None if recorded is None else checksum == recorded
+        if header.exact and not identical:
+            raise FormatError(
+                f"{source}: damaged: the decoded samples differ from the source samples that "
+                "this file was written to decode to exactly (SHA-256 mismatch)"
+            )
+    if writer.clipped:
+        losses = losses + (f"clipped {writer.clipped} samples (peak {writer.peak:.4f})",)
     return DecodeReport(
         source=Path(source),
         destination=Path(destination),
@@ -293,5 +484,33 @@ def decode_file(
         subtype=chosen_subtype,
         identical=identical,
         elapsed=time.perf_counter() - began,
+        losses=losses,
     )
 
+
+def verify_decode(source: str | os.PathLike, *, progress: Progress | None = None) -> Header:
+    """Decode the msfreq file ``source`` (writing nothing) and check the result against the
+    source samples; return the header.
+
+    Raises
+    ------
+    FormatError
+        If the file is invalid, a chunk is corrupted, or the file was written as decoding
+        exactly and does not.
+    """
+    header = read_header(source)
+    subtype, recorded = _check(header)
+    with open_reader(source) as reader:
+        grid = header.grid
+
+        def read(index: int, first: int, stop: int) -> np.ndarray:
+            return reader.read(grid.bands[index], first, stop)
+
+        checksum = decoded_checksum(read, header.n_samples, grid, header.dtype,
+                                    subtype or "FLOAT", progress=progress)
+    if header.exact and checksum != recorded:
+        raise FormatError(
+            f"{source}: damaged: the decoded samples differ from the source samples that "
+            "this file was written to decode to exactly (SHA-256 mismatch)"
+        )
+    return header

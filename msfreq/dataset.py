@@ -16,13 +16,19 @@ import numpy as np
 
 from msfreq.errors import ParameterError
 from msfreq.representation import Representation
-from msfreq.store import Reader, open_reader, read_header, select_bands, select_channels
+from msfreq.store import (
+    Reader,
+    has_msfreq_suffix,
+    open_reader,
+    read_header,
+    select_bands,
+    select_channels,
+)
 
 __all__ = ["Dataset", "find_files"]
 
 #: Open files kept per process (each is one file descriptor).
 _OPEN_FILES = 32
-_SUFFIXES = (".h5", ".hdf5", ".msfreq")
 
 
 def find_files(paths_or_folder: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
@@ -42,7 +48,7 @@ def find_files(paths_or_folder: str | os.PathLike | Iterable[str | os.PathLike])
         path = Path(item)
         if path.is_dir():
             files.extend(
-                sorted(p for p in path.rglob("*") if p.suffix.lower() in _SUFFIXES and p.is_file()
+                sorted(p for p in path.rglob("*") if has_msfreq_suffix(p) and p.is_file()
                        and not p.name.startswith("."))
             )
         elif path.is_file():
@@ -129,6 +135,13 @@ class Dataset:
         if not self._mix:
             for header in headers:
                 select_channels(header.n_channels, channels)
+            counts = sorted({header.n_channels for header in headers})
+            if channels is None and len(counts) > 1:
+                raise ParameterError(
+                    f"the files have {' and '.join(map(str, counts))} channels, so items would "
+                    "differ in shape; pass channels='mix' (the mono mix-down) or a list of "
+                    "channel numbers that every file has"
+                )
         self.step = max(band.hop for band in self.bands)
         if crop_seconds is None:
             self.crop_samples = None
@@ -139,7 +152,7 @@ class Dataset:
             self.crop_samples = max(1, int(np.ceil(seconds * grid.sample_rate / self.step))) * self.step
         self.random_crop = bool(random_crop)
         self.stacked = bool(stacked)
-        if self.stacked and not any(band.kind == "octave" for band in self.bands):
+        if self.stacked and not any(not band.is_residual for band in self.bands):
             raise ParameterError("stacked needs at least one octave among the bands read")
         self.db = bool(db)
         self.transform = transform
@@ -211,7 +224,7 @@ class Dataset:
 
         if not self.stacked:
             return {band.name: padded(representation[band.name], band.hop) for band in self.bands}
-        hop = min(band.hop for band in self.bands if band.kind == "octave")
+        hop = min(band.hop for band in self.bands if not band.is_residual)
         image = padded(representation.stack(hop=hop).astype(np.float32), hop)
         if self.db:
             image = 20 * np.log10(np.maximum(image, np.float32(1e-8)))

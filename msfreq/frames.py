@@ -151,10 +151,10 @@ def _sample_windows(
     """
     n_freq = pairs.position.size
     bins = np.asarray(band.bins, dtype=np.int64)
-    if band.kind == "octave":
+    if not band.is_residual:
         starts = np.searchsorted(pairs.position, bins - 1, side="right")
         stops = np.searchsorted(pairs.position, bins + 1, side="left")
-    elif band.octave < 0:  # residual_low: everything below its bin (the first bin's centre)
+    elif band.is_low_residual:  # residual_low: everything below its bin (the first bin's centre)
         starts = np.zeros_like(bins)
         stops = np.searchsorted(pairs.position, bins, side="left")
     else:  # residual_high: everything above its bin (the last bin's centre)
@@ -170,11 +170,11 @@ def _sample_windows(
         inside = offsets < widths[rows, None]
         index = np.where(inside, starts[rows, None] + offsets, 0)
         below = pairs.floor[index]
-        if band.kind == "octave":
+        if not band.is_residual:
             own = bins[rows, None]
             values = np.where(below == own, pairs.lower[index],
                               np.where(below == own - 1, pairs.upper[index], 0.0))
-        elif band.octave < 0:  # acts as bin (k - 1), extended down to DC with 1
+        elif band.is_low_residual:  # acts as bin (k - 1), extended down to DC with 1
             values = np.where(below < bins[rows, None] - 1, 1.0, pairs.lower[index])
         else:  # acts as bin (k + 1), extended up to Nyquist with 1
             values = np.where(below > bins[rows, None], 1.0, pairs.upper[index])
@@ -239,7 +239,7 @@ class BandLayout:
     @property
     def real(self) -> bool:
         """Whether the band's coefficients are real (the residual bands)."""
-        return self.band.kind == "residual"
+        return self.band.is_residual
 
     @property
     def analysis_scale(self) -> float:
@@ -284,11 +284,11 @@ class Plan:
             frames = self._length // band.hop
             starts, widths, weights = _sample_windows(band, pairs, real)
             occupied = widths.copy()
-            if band.kind == "residual":  # mirrored: both sides, self-conjugate points once
+            if band.is_residual:  # mirrored: both sides, self-conjugate points once
                 ends = starts + widths - 1
                 occupied = 2 * widths - (starts == 0) - ((self._length % 2 == 0) & (ends == n_freq - 1))
             if occupied.max(initial=0) > frames:
-                raise ParameterError(
+                raise RuntimeError(
                     f"internal: band {band.name} window ({occupied.max()} FFT samples) wider "
                     f"than its {frames} frames"
                 )

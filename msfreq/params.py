@@ -37,9 +37,11 @@ DEFAULT_TUNING = 440.0
 #: Storage and compute precision of the coefficients.
 DEFAULT_DTYPE = "complex64"
 DTYPES = ("complex64", "complex128")
-#: Lossless HDF5 compression of the coefficient datasets.
-DEFAULT_COMPRESSION = "gzip"
-COMPRESSIONS = ("gzip", "lzf", "none")
+#: Lossless HDF5 compression of the coefficient datasets: ``zstd`` (bitshuffle + zstd, through
+#: hdf5plugin; plain-h5py readers need ``import hdf5plugin``), ``gzip`` (shuffle + deflate,
+#: opened by every HDF5 reader without plugins) or ``none``.
+DEFAULT_COMPRESSION = "zstd"
+COMPRESSIONS = ("zstd", "gzip", "none")
 #: Beyond this many bins per octave the windows are narrower than any useful analysis.
 MAX_BINS_PER_OCTAVE = 1024
 #: Audio longer than this (seconds) is transformed block by block in bounded memory.

@@ -33,7 +33,7 @@ def _band_energy(reader: Reader, band: Band) -> tuple[float, float]:
     worth ``hop`` per unit of ``|c|**2``; the band energies add up to the signal's energy.
     """
     frames = reader.header.length // band.hop
-    weight = band.hop if band.kind == "residual" else band.hop / 2
+    weight = band.hop if band.is_residual else band.hop / 2
     total, peak = 0.0, 0.0
     for first, stop in _slices(frames, SLICE_FRAMES):
         magnitude = np.abs(reader.read(band, first, stop)).astype(np.float64)
@@ -89,7 +89,7 @@ def describe(path: str | os.PathLike, *, statistics: bool = True) -> dict:
                 "frames": header.length // band.hop,
                 "hop_samples": band.hop,
                 "hop_ms": 1000.0 * band.hop / grid.sample_rate,
-                "bytes": int(reader.dataset(band).id.get_storage_size()),
+                "bytes": reader.stored_bytes(band),
                 "dataset": dataset_name(band),
             }
             if statistics:
@@ -99,7 +99,7 @@ def describe(path: str | os.PathLike, *, statistics: bool = True) -> dict:
             rows.append(row)
     samples = header.n_samples * header.n_channels
     total = sum(energies)
-    for row, energy in zip(rows, energies):
+    for row, energy in zip(rows, energies, strict=True) if statistics else ():
         row["energy_percent"] = 100.0 * energy / total if total > 0 else 0.0
         row["rms_db"] = _db(energy / samples)
     size = path.stat().st_size
@@ -122,6 +122,10 @@ def describe(path: str | os.PathLike, *, statistics: bool = True) -> dict:
         },
         "dtype": header.dtype.name,
         "compression": header.compression,
+        "storage": header.storage.form,
+        "exact": {True: "decodes to exactly the source samples (checked when written)",
+                  False: "does not decode to exactly the source samples (checked when written)",
+                  None: "not recorded"}[header.exact],
         "format_version": header.format_version,
         "msfreq_version": header.msfreq_version,
         "bands": rows,

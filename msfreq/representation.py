@@ -165,12 +165,22 @@ class Representation:
     @property
     def octaves(self) -> list[np.ndarray]:
         """Arrays of the octave bands held, lowest first."""
-        return [self._coefficients[b.name] for b in self._bands if b.kind == "octave"]
+        return [self._coefficients[b.name] for b in self._bands if not b.is_residual]
 
     @property
     def offset(self) -> int:
         """Sample index of frame 0 of every band held (later than 0 when partial)."""
         return self._offset
+
+    @property
+    def start_seconds(self) -> float:
+        """Time (seconds) of the first sample the frames held cover."""
+        return self._offset / self.sample_rate
+
+    @property
+    def stop_seconds(self) -> float:
+        """Time (seconds) just after the last sample the frames held cover."""
+        return (self._offset + self._span) / self.sample_rate
 
     @property
     def span(self) -> int:
@@ -275,7 +285,7 @@ class Representation:
         -------
         ndarray, shape (channels, n_octaves_held * bins_per_octave, frames)
         """
-        octaves = [band for band in self._bands if band.kind == "octave"]
+        octaves = [band for band in self._bands if not band.is_residual]
         if not octaves:
             raise ParameterError("stack needs at least one octave band")
         if pool not in _POOLS:
@@ -312,7 +322,7 @@ class Representation:
     def stack_frequencies(self) -> np.ndarray:
         """Centre frequency (Hz) of every row of :meth:`stack`, shape (rows,)."""
         return np.concatenate(
-            [self._grid.frequencies(band) for band in self._bands if band.kind == "octave"]
+            [self._grid.frequencies(band) for band in self._bands if not band.is_residual]
         )
 
 
@@ -372,7 +382,6 @@ def encode(
     array = check_samples(samples)
     n_samples, channels = array.shape
     units = transform_units(n_samples, grid)
-    real = np.finfo(complex_dtype).dtype
     arrays = None
     for first, stop, block in analyze_signal(
         lambda a, b: array[a:b], n_samples, channels, grid, complex_dtype,
@@ -385,17 +394,17 @@ def encode(
                 arrays = [
                     np.empty(
                         (channels, band.n_bins, units * (grid.hop_unit // band.hop)),
-                        dtype=real if band.kind == "residual" else complex_dtype,
+                        dtype=band.coefficient_dtype(complex_dtype),
                     )
                     for band in grid.bands
                 ]
-            for band, target, values in zip(grid.bands, arrays, block):
+            for band, target, values in zip(grid.bands, arrays, block, strict=True):
                 per_unit = grid.hop_unit // band.hop
                 target[:, :, first * per_unit : stop * per_unit] = values
         if progress is not None:
             progress(stop, units)
     return Representation(
-        {band.name: values for band, values in zip(grid.bands, arrays)},
+        {band.name: values for band, values in zip(grid.bands, arrays, strict=True)},
         grid=grid,
         n_samples=n_samples,
         length=units * grid.hop_unit,

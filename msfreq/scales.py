@@ -76,6 +76,26 @@ class Band:
         """Number of rows this band stores (1 for a residual band)."""
         return len(self.bins)
 
+    @property
+    def is_residual(self) -> bool:
+        """Whether this is one of the two real residual bands."""
+        return self.kind == "residual"
+
+    @property
+    def is_low_residual(self) -> bool:
+        """Whether this is ``residual_low`` (everything below the first bin)."""
+        return self.kind == "residual" and self.octave < 0
+
+    def coefficient_dtype(self, complex_dtype: np.dtype | str) -> np.dtype:
+        """The dtype of this band's coefficients for a transform in ``complex_dtype``:
+        that complex type for an octave, its real type for a residual band."""
+        complex_dtype = np.dtype(complex_dtype)
+        return np.finfo(complex_dtype).dtype if self.is_residual else complex_dtype
+
+    def frames(self, length: int) -> int:
+        """Number of frames this band has in a transform of ``length`` samples."""
+        return int(length) // self.hop
+
 
 @dataclass(frozen=True)
 class Grid:
@@ -100,7 +120,7 @@ class Grid:
     @property
     def octaves(self) -> tuple[Band, ...]:
         """The octave bands, lowest first."""
-        return tuple(band for band in self.bands if band.kind == "octave")
+        return tuple(band for band in self.bands if not band.is_residual)
 
     @property
     def n_octaves(self) -> int:
@@ -112,7 +132,7 @@ class Grid:
 
         For a residual band the value is the middle of its nominal range.
         """
-        if band.kind == "residual":
+        if band.is_residual:
             return np.array([0.5 * (band.lower + band.upper)])
         return bin_frequency(np.array(band.bins), self.params)
 
@@ -122,7 +142,7 @@ class Grid:
         The redundancy of the representation: real numbers stored per real input sample.
         """
         return sum(
-            band.n_bins / band.hop * (1 if band.kind == "residual" else 2) for band in self.bands
+            band.n_bins / band.hop * (1 if band.is_residual else 2) for band in self.bands
         )
 
 

@@ -130,7 +130,7 @@ def analyze(signal: np.ndarray, plan: Plan, *, workers: int | None = None) -> li
     ]
     for channel in range(channels):
         spectrum = sp_fft.rfft(signal[channel].astype(real, copy=False), workers=workers)
-        for layout, output in zip(plan.layouts, outputs):
+        for layout, output in zip(plan.layouts, outputs, strict=True):
             scale = real.type(layout.analysis_scale)
             for rows in layout.row_groups(GROUP_COEFFICIENTS):
                 source = layout.source_index(trash, rows)
@@ -178,7 +178,7 @@ def synthesize(
     signal = np.empty((channels, plan.length), dtype=real)
     for channel in range(channels):
         spectrum = np.zeros(n_freq + 1, dtype=plan.dtype)
-        for layout, band_coefficients in zip(plan.layouts, coefficients):
+        for layout, band_coefficients in zip(plan.layouts, coefficients, strict=True):
             expected = (channels, layout.band.n_bins, layout.frames)
             if band_coefficients.shape != expected:
                 raise ParameterError(
@@ -361,7 +361,7 @@ def analyze_blocks(
         coefficients = analyze(block, plan, workers=workers)
         del block
         kept = []
-        for layout, values in zip(plan.layouts, coefficients):
+        for layout, values in zip(plan.layouts, coefficients, strict=True):
             per_unit = unit // layout.band.hop
             offset = schedule.margin_units * per_unit
             kept.append(values[:, :, offset : offset + (stop - first) * per_unit])

@@ -5,13 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SMALL, music_like, pcm16, snr_db, write_audio
+from helpers import SMALL, music_like, pcm16, snr_db, write_audio
 from scipy.signal import resample_poly
 
 import msfreq
-from msfreq.audio import AudioReader, output_format, probe, quantize
-from msfreq.convert import Resampler, decode_file, encode_file
+import msfreq.convert
+from msfreq.audio import AudioReader, output_format, overs, probe, quantize
+from msfreq.convert import DecodeOptions, EncodeOptions, Resampler, decode_file, encode_file
 from msfreq.errors import AudioError
+from msfreq.params import TransformParams
 
 
 @pytest.mark.parametrize(
@@ -49,7 +51,8 @@ def test_file_round_trip(tmp_path, suffix, subtype, rate, channels, exact):
 def test_double_precision_restores_24_bit_exactly(tmp_path):
     x = music_like(30000, 48000, 2, seed=9) * 0.8
     source = write_audio(tmp_path / "in.flac", x, 48000, subtype="PCM_24")
-    encode_file(source, tmp_path / "e.h5", dtype="complex128")
+    encoded = encode_file(source, tmp_path / "e.h5", EncodeOptions(dtype="complex128"))
+    assert (encoded.exact, encoded.storage) == (True, "levels")
     report = decode_file(tmp_path / "e.h5", tmp_path / "out.flac")
     assert report.identical is True
 
@@ -66,6 +69,7 @@ def test_lossy_sources_come_back_lossless(tmp_path, name, audio_format, subtype,
     encode_file(source, tmp_path / "e.h5")
     report = decode_file(tmp_path / "e.h5", tmp_path / "out.flac")
     assert (report.format, report.subtype) == ("FLAC", "PCM_24")
+    assert report.losses == ()
     lossy, _ = sf.read(str(source), always_2d=True)
     flac, _ = sf.read(str(report.destination), always_2d=True)
     assert snr_db(lossy, flac) > 120
@@ -99,17 +103,15 @@ def test_missing_audio(tmp_path):
     assert not (tmp_path / "x.h5").exists()
 
 
-def test_truncated_file_is_reported(tmp_path):
-    source = write_audio(tmp_path / "t.wav", music_like(20000, 8000), 8000)
+def test_truncated_file_keeps_what_it_holds(tmp_path):
+    """libsndfile takes the frame count of a cut WAV from its size: the samples it holds are
+    encoded, and they decode exactly."""
+    source = write_audio(tmp_path / "t.wav", pcm16(music_like(20000, 8000)), 8000)
     data = source.read_bytes()
-    source.write_bytes(data[: len(data) // 2])  # header still says 20000 frames
-    try:
-        encode_file(source, tmp_path / "t.h5")
-    except AudioError as error:
-        assert "t.wav" in str(error)
-        assert not (tmp_path / "t.h5").exists()
-    else:  # libsndfile may fix up the frame count from the file size
-        assert msfreq.read_header(tmp_path / "t.h5").n_samples <= 20000
+    source.write_bytes(data[: 44 + 2 * 10000])  # header still says 20000 frames
+    report = encode_file(source, tmp_path / "t.h5")
+    assert msfreq.read_header(tmp_path / "t.h5").n_samples == 10000
+    assert report.exact is True
 
 
 @pytest.mark.parametrize(("source_rate", "target_rate"), [(44100, 48000), (48000, 8000), (8000, 22050)])
@@ -128,9 +130,10 @@ def test_resampler_blocks_match_whole(tmp_path, source_rate, target_rate):
 def test_encode_with_resampling(tmp_path):
     x = music_like(44100, 44100, 1) * 0.5
     source = write_audio(tmp_path / "a.wav", x, 44100)
-    report = encode_file(source, tmp_path / "a.h5", sample_rate=48000)
+    report = encode_file(source, tmp_path / "a.h5", EncodeOptions(sample_rate=48000))
     header = msfreq.read_header(tmp_path / "a.h5")
     assert header.grid.sample_rate == 48000 and report.sample_rate == 48000
+    assert report.exact is None and header.exact is None
     assert header.source["sample_rate"] == 44100
     assert decode_file(tmp_path / "a.h5", tmp_path / "b.wav").identical is None
 
@@ -146,7 +149,7 @@ def test_quantize(subtype, bits):
 
 
 def test_output_format_choices():
-    assert output_format("WAV", "PCM_16", sample_rate=44100, channels=2) == ("WAV", "PCM_16", ".wav")
+    assert output_format("WAV", "PCM_16", sample_rate=44100, channels=2) == ("WAV", "PCM_16", ".wav", ())
     assert output_format("MP3", "MPEG_LAYER_III", sample_rate=44100, channels=2)[:2] == ("FLAC", "PCM_24")
     assert output_format("OGG", "VORBIS", sample_rate=44100, channels=12)[:2] == ("WAV", "FLOAT")
     assert output_format("WAV", "PCM_16", format="flac", sample_rate=8000, channels=1)[:2] == ("FLAC", "PCM_16")
@@ -159,17 +162,20 @@ def test_output_format_choices():
 def test_long_file_in_blocks_matches_whole(tmp_path):
     """A file long enough for several blocks: 16-bit identity and SNR; blocks vs whole."""
     rate = SMALL["sample_rate"]
-    options = {"bins_per_octave": SMALL["bins_per_octave"]}
+    params = TransformParams(bins_per_octave=SMALL["bins_per_octave"])
     x = pcm16(music_like(40 * rate + 321, rate, 2, seed=5) * 0.5)
     source = write_audio(tmp_path / "long.wav", x, rate)
-    encode_file(source, tmp_path / "blocks.h5", block_seconds=2.0, **options)
-    encode_file(source, tmp_path / "whole.h5", block_seconds=1e9, **options)
-    blocks, whole = msfreq.load(tmp_path / "blocks.h5"), msfreq.load(tmp_path / "whole.h5")
+    report = encode_file(source, tmp_path / "blocks.h5", EncodeOptions(params=params, block_seconds=2.0))
+    assert (report.exact, report.storage) == (True, "levels")
+    for name, seconds in (("blocks.h5", 2.0), ("whole.h5", 1e9)):
+        encode_file(source, tmp_path / f"f{name}", EncodeOptions(params=params, block_seconds=seconds,
+                                                                 compression="none", keep_bits=23))
+    blocks, whole = msfreq.load(tmp_path / "fblocks.h5"), msfreq.load(tmp_path / "fwhole.h5")
     schedule = msfreq.transform.block_schedule(blocks.grid, blocks.n_samples, block_seconds=2.0)
     assert schedule is not None and len(schedule.blocks) >= 4
     for name in whole.names:
         assert snr_db(whole[name].view(np.float32), blocks[name].view(np.float32)) >= 110
-    report = decode_file(tmp_path / "blocks.h5", tmp_path / "back.wav", block_seconds=2.0)
+    report = decode_file(tmp_path / "blocks.h5", tmp_path / "back.wav", DecodeOptions(block_seconds=2.0))
     assert report.identical is True
     again, _ = sf.read(str(report.destination), always_2d=True)
     assert snr_db(x, again) >= 120
@@ -192,3 +198,72 @@ def test_length_estimates(tmp_path, name, audio_format, subtype, lossy):
         else:
             with pytest.raises(AudioError, match="truncated"):
                 reader.read(info.frames - 10, info.frames + 500)
+
+
+@pytest.mark.parametrize(
+    ("source_subtype", "fmt", "expected", "loss"),
+    [("PCM_24", "FLAC", "PCM_24", False), ("PCM_16", "FLAC", "PCM_16", False),
+     ("FLOAT", "FLAC", "PCM_24", True), ("FLOAT", "WAV", "FLOAT", False),
+     ("PCM_24", "AIFF", "PCM_24", False), ("PCM_U8", "FLAC", "PCM_S8", False),
+     ("DOUBLE", "FLAC", "PCM_24", True), ("MPEG_LAYER_III", "WAV", "PCM_24", False)],
+)
+def test_format_alone_keeps_the_bit_depth(source_subtype, fmt, expected, loss):
+    chosen = output_format("WAV", source_subtype, format=fmt, sample_rate=44100, channels=2)
+    assert chosen[1] == expected
+    assert bool(chosen[3]) is loss
+
+
+def test_explicit_lower_subtype_is_reported():
+    losses = output_format("WAV", "PCM_24", subtype="PCM_16", sample_rate=44100, channels=1)[3]
+    assert losses == ("PCM_16 keeps fewer bits than the source PCM_24",)
+
+
+def test_clipping_is_counted_and_reported(tmp_path):
+    x = np.sin(np.linspace(0, 200, 8000))[:, None] * 1.01  # overs, as a lossy decoder gives
+    rep = msfreq.encode(x, 8000, dtype="complex128")
+    rep.source.update(format="OGG", subtype="VORBIS")
+    msfreq.save(rep, tmp_path / "v.h5")
+    report = decode_file(tmp_path / "v.h5", tmp_path / "v.flac")
+    assert report.subtype == "PCM_24"
+    expected, peak = overs(x, "PCM_24")
+    assert expected > 0
+    assert report.losses == (f"clipped {expected} samples (peak {peak:.4f})",)
+
+
+def test_inexact_rounding_falls_back_to_a_finer_step(tmp_path, monkeypatch):
+    source = write_audio(tmp_path / "a.wav", pcm16(music_like(9000, 8000, 2) * 0.7), 8000)
+    monkeypatch.setattr(msfreq.convert, "STEP_FRACTIONS", (64.0, 0.25))  # 64 LSB: not exact
+    attempts = []
+    real = msfreq.convert._write
+
+    def counting(*args, **kwargs):
+        attempts.append(args[6].steps)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(msfreq.convert, "_write", counting)
+    report = encode_file(source, tmp_path / "a.h5")
+    assert (report.exact, report.storage) == (True, "levels")
+    assert len(attempts) == 2 and attempts[1][1] < attempts[0][1]
+    header = msfreq.read_header(tmp_path / "a.h5")
+    assert header.exact is True and header.storage.steps == attempts[1]
+
+
+def test_no_exact_step_falls_back_to_floats(tmp_path, monkeypatch):
+    source = write_audio(tmp_path / "a.wav", pcm16(music_like(9000, 8000, 1) * 0.7), 8000)
+    monkeypatch.setattr(msfreq.convert, "STEP_FRACTIONS", (64.0,))
+    report = encode_file(source, tmp_path / "a.h5")
+    assert (report.exact, report.storage) == (True, "float")
+    assert decode_file(tmp_path / "a.h5", tmp_path / "b.wav").identical is True
+
+
+def test_keep_bits_trades_exactness_for_size(tmp_path):
+    source = write_audio(tmp_path / "a.wav", music_like(20000, 8000, 1) * 0.5, 8000, subtype="FLOAT")
+    full = encode_file(source, tmp_path / "full.h5")
+    small = encode_file(source, tmp_path / "small.h5", EncodeOptions(keep_bits=10))
+    assert small.bytes_written < full.bytes_written
+    assert msfreq.read_header(tmp_path / "small.h5").storage.keep_bits == 10
+    a = decode_file(tmp_path / "small.h5", tmp_path / "b.wav")
+    assert a.identical is False
+    original, _ = sf.read(str(source), always_2d=True)
+    again, _ = sf.read(str(a.destination), always_2d=True)
+    assert 50 < snr_db(original, again) < 80  # about 6 dB per bit kept

@@ -6,7 +6,7 @@ import multiprocessing
 
 import numpy as np
 import pytest
-from conftest import music_like
+from helpers import music_like
 
 import msfreq
 from msfreq.errors import FormatError, ParameterError

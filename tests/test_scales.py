@@ -25,7 +25,7 @@ def test_grid_structure(rate, bins):
         # centres on the tuning grid
         k = bins * np.log2(frequencies / 440.0)
         np.testing.assert_allclose(k, np.round(k), atol=1e-9)
-    for lower, upper in zip(octaves, octaves[1:]):
+    for lower, upper in zip(octaves, octaves[1:], strict=False):
         assert lower.hop == 2 * upper.hop
         assert upper.bins[0] == lower.bins[0] + bins
     for band in grid.bands:
@@ -40,7 +40,7 @@ def test_bins_do_not_depend_on_sample_rate():
     a = make_grid(44100, TransformParams())
     b = make_grid(48000, TransformParams())
     assert a.n_octaves == b.n_octaves == 10
-    for band_a, band_b in zip(a.octaves, b.octaves):
+    for band_a, band_b in zip(a.octaves, b.octaves, strict=True):
         np.testing.assert_array_equal(a.frequencies(band_a), b.frequencies(band_b))
 
 

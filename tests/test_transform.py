@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import music_like, snr_db
+from helpers import music_like, snr_db
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -166,7 +166,7 @@ def test_time_shift_moves_frames(dtype, rng):
     x = rng.standard_normal((1, length))
     shifted = np.roll(x, grid.hop_unit, axis=1)
     tolerance = np.finfo(dtype).eps * 64
-    for layout, a, b in zip(plan.layouts, analyze(x, plan), analyze(shifted, plan)):
+    for layout, a, b in zip(plan.layouts, analyze(x, plan), analyze(shifted, plan), strict=True):
         frames = grid.hop_unit // layout.band.hop
         scale = np.abs(a).max()
         np.testing.assert_allclose(np.roll(a, frames, axis=-1), b, rtol=0, atol=tolerance * scale)

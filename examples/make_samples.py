@@ -1,6 +1,6 @@
 """Render the sample clips in this folder (deterministic: numpy synthesis, fixed seeds).
 
-    python sample_audio/make_samples.py
+    python examples/make_samples.py
 
 Every sound is synthesised here from sine waves and seeded noise, so the clips are free of
 third-party rights (this script and its output are under the project's licence).  They mirror
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent.parent / "sample_audio"
 
 
 def envelope(n: int, rate: int, attack: float, decay: float) -> np.ndarray:
@@ -39,7 +39,7 @@ def one_pole_lowpass(x: np.ndarray, cutoff: np.ndarray | float, rate: int) -> np
     alpha = 1.0 - np.exp(-2.0 * np.pi * cutoff / rate)
     y = np.empty_like(x)
     state = 0.0
-    for i, (value, a) in enumerate(zip(x, alpha)):
+    for i, (value, a) in enumerate(zip(x, alpha, strict=True)):
         state += a * (value - state)
         y[i] = state
     return y

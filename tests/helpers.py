@@ -1,0 +1,73 @@
+"""Helpers shared by the tests: signals, audio files, crafted msfreq files, batch tasks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from msfreq.pool import Outcome
+
+#: A small grid (7 octaves at 8 kHz, 12 bins) whose hop unit is short, for fast block tests.
+SMALL = {"sample_rate": 8000, "bins_per_octave": 12}
+
+
+def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """Signal-to-noise ratio of ``estimate`` against ``reference`` in dB."""
+    reference = np.asarray(reference, dtype=np.float64)
+    noise = np.sum((reference - np.asarray(estimate, dtype=np.float64)) ** 2)
+    if noise == 0:
+        return float("inf")
+    return float(10 * np.log10(np.sum(reference**2) / noise))
+
+
+def music_like(n: int, rate: int, channels: int = 1, seed: int = 0) -> np.ndarray:
+    """Harmonic tones with decays, a kick-like sweep and some noise: shape (n, channels)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / rate
+    out = np.zeros((n, channels))
+    for channel in range(channels):
+        x = 0.01 * rng.standard_normal(n)
+        for k, f0 in enumerate(rng.uniform(60, min(1500, rate / 8), size=4)):
+            onset = rng.uniform(0, max(t[-1] - 0.01, 0.001))
+            env = np.exp(-np.maximum(t - onset, 0) * 3) * (t >= onset)
+            for h in range(1, 6):
+                if f0 * h < rate / 2:
+                    x += 0.2 / h * env * np.sin(2 * np.pi * f0 * h * t + k)
+        sweep = np.sin(2 * np.pi * np.cumsum(40 + 200 * np.exp(-t * 20)) / rate) * np.exp(-t * 8)
+        out[:, channel] = x + 0.3 * sweep
+    return out
+
+
+def write_audio(path: Path, samples: np.ndarray, rate: int, subtype: str = "PCM_16", **kwargs) -> Path:
+    """Write ``samples`` (float, full scale 1) with soundfile; return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), samples, rate, subtype=subtype, **kwargs)
+    return path
+
+
+def pcm16(samples: np.ndarray) -> np.ndarray:
+    """Round float samples to 16-bit levels (still floats in [-1, 1))."""
+    return np.clip(np.round(samples * 32768), -32768, 32767) / 32768
+
+
+def misbehave(job, progress) -> Outcome:
+    """A batch task (run in a worker process) that acts as its job's file name says:
+    ``crash`` dies of SIGSEGV, ``hang`` sleeps, ``enospc`` fails as a full disk does,
+    ``slow`` takes a while; anything else succeeds."""
+    name = Path(job.source).name
+    if "crash" in name:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if "hang" in name:
+        time.sleep(3600)
+    if "slow" in name:
+        for step in range(200):
+            progress(step, 200)
+            time.sleep(0.05)
+    if "enospc" in name:
+        return Outcome(job, "failed", f"{job.source}: No space left on device [ENOSPC]")
+    return Outcome(job, "done", "", "fine")

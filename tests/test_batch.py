@@ -1,0 +1,205 @@
+"""Batches never lose or silently degrade data: naming, collisions, isolation, leftovers."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import h5py
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+from helpers import misbehave, music_like, pcm16, write_audio
+
+import msfreq
+from msfreq.batch import Job, Plan, VerifyOptions, decoded_name, display, run_batch
+from msfreq.cli import cli
+from msfreq.errors import FormatError, ParameterError
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def tone(path, seed=0, channels=1, rate=8000, subtype="PCM_16", **kwargs):
+    return write_audio(path, pcm16(music_like(rate, rate, channels, seed=seed) * 0.5), rate,
+                       subtype=subtype, **kwargs)
+
+
+def test_two_inputs_for_one_output_is_a_usage_error(tmp_path):
+    tone(tmp_path / "a" / "kick.wav", seed=1)
+    tone(tmp_path / "b" / "kick.wav", seed=2)
+    result = run("encode", f"{tmp_path / 'a'}/", f"{tmp_path / 'b'}/", "-o", tmp_path / "out")
+    assert result.exit_code == 2
+    assert "a/kick.wav" in result.output and "b/kick.wav" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_several_roots_get_their_own_folders(tmp_path):
+    tone(tmp_path / "a" / "kick.wav", seed=1)
+    tone(tmp_path / "b" / "kick.wav", seed=2)
+    result = run("encode", tmp_path / "a", tmp_path / "b", "-o", tmp_path / "out", "-j", "1")
+    assert result.exit_code == 0, result.output
+    one = msfreq.read_header(tmp_path / "out" / "a" / "kick.wav.h5").source["sha256"]
+    two = msfreq.read_header(tmp_path / "out" / "b" / "kick.wav.h5").source["sha256"]
+    assert one != two
+
+
+def test_names_do_not_depend_on_the_batch(tmp_path):
+    tone(tmp_path / "music" / "wanderer.wav")
+    tone(tmp_path / "formats" / "wanderer.flac")
+    run("encode", tmp_path / "music", "-o", tmp_path / "alone", "-j", "1", "-q")
+    run("encode", tmp_path / "music", tmp_path / "formats", "-o", tmp_path / "both", "-j", "1", "-q")
+    assert (tmp_path / "alone" / "music" / "wanderer.wav.h5").exists()
+    assert (tmp_path / "both" / "music" / "wanderer.wav.h5").exists()
+    result = run("decode", f"{tmp_path / 'alone'}/", "-o", tmp_path / "back", "-j", "1")
+    assert result.exit_code == 0
+    assert (tmp_path / "back" / "music" / "wanderer.wav").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "suffix", "expected"),
+    [("kick.wav.h5", ".wav", "kick.wav"), ("song.mp3.h5", ".flac", "song.flac"),
+     ("take.h5", ".wav", "take.wav"), ("x.HDF5", ".aiff", "x.aiff"), ("self.wav", ".wav", "self.wav")],
+)
+def test_decoded_names(name, suffix, expected):
+    assert decoded_name(name, suffix) == expected
+
+
+def test_output_never_replaces_an_input(tmp_path):
+    folder = tmp_path / "d"
+    tone(folder / "song.wav")
+    tone(folder / "song.wav.h5", format="WAV")  # audio that happens to be named like an output
+    result = run("encode", f"{folder}/", "-o", folder, "--overwrite")
+    assert result.exit_code == 2 and "would replace a file of the input" in result.output
+    assert sf.info(str(folder / "song.wav.h5")).format == "WAV"  # untouched
+
+
+def test_decode_never_replaces_its_input(tmp_path):
+    folder = tmp_path / "d"
+    tone(tmp_path / "src.wav")
+    folder.mkdir()
+    msfreq.convert.encode_file(tmp_path / "src.wav", folder / "self.wav")
+    before = (folder / "self.wav").read_bytes()
+    result = run("decode", folder / "self.wav", "-o", folder, "--overwrite")
+    assert result.exit_code == 2 and "would replace a file of the input" in result.output
+    assert (folder / "self.wav").read_bytes() == before
+
+
+def test_single_output_file(tmp_path):
+    tone(tmp_path / "track.wav", channels=2)
+    encoded = run("encode", tmp_path / "track.wav", "-o", tmp_path / "mine.h5")
+    assert encoded.exit_code == 0 and (tmp_path / "mine.h5").is_file()
+    decoded = run("decode", tmp_path / "mine.h5", "-o", tmp_path / "back.flac")
+    assert decoded.exit_code == 0 and "bit-identical to the source" in decoded.output
+    assert sf.info(str(tmp_path / "back.flac")).subtype == "PCM_16"
+
+
+def test_format_alone_keeps_24_bits(tmp_path):
+    tone(tmp_path / "deep.wav", subtype="PCM_24")
+    run("encode", tmp_path / "deep.wav", "-o", tmp_path / "deep.h5", "--precision", "double")
+    result = run("decode", tmp_path / "deep.h5", "-o", tmp_path / "out", "--format", "FLAC")
+    assert result.exit_code == 0
+    assert "FLAC PCM_24, bit-identical to the source" in result.output
+    assert "LOSS" not in result.output
+
+
+def test_lower_depth_is_said_on_the_line(tmp_path):
+    tone(tmp_path / "deep.wav", subtype="PCM_24")
+    run("encode", tmp_path / "deep.wav", "-o", tmp_path / "deep.h5")
+    result = run("decode", tmp_path / "deep.h5", "-o", tmp_path / "out", "--subtype", "PCM_16")
+    assert "LOSS: PCM_16 keeps fewer bits than the source PCM_24" in result.output
+
+
+def test_damaged_exact_file_fails_decode_and_verify(tmp_path):
+    tone(tmp_path / "a.wav")
+    run("encode", tmp_path / "a.wav", "-o", tmp_path / "a.h5")
+    with h5py.File(tmp_path / "a.h5", "r+") as handle:  # valid chunk checksums, other numbers
+        data = handle["octaves/05"][...]
+        data[0, 3, 1, 0] += 2000
+        handle["octaves/05"][...] = data
+    result = run("decode", tmp_path / "a.h5", "-o", tmp_path / "back.wav")
+    assert result.exit_code == 1 and "damaged" in result.output
+    assert not (tmp_path / "back.wav").exists()
+    assert run("verify", tmp_path / "a.h5").exit_code == 0  # structure and chunks are fine
+    checked = run("verify", "--decode", tmp_path / "a.h5")
+    assert checked.exit_code == 1 and "SHA-256 mismatch" in checked.output
+    with pytest.raises(FormatError, match="damaged"):
+        msfreq.convert.verify_decode(tmp_path / "a.h5")
+
+
+def test_special_files_and_loops_are_reported_and_the_batch_goes_on(tmp_path):
+    root = tmp_path / "in"
+    tone(root / "good.wav")
+    os.mkfifo(root / "x.wav")
+    os.symlink("loop", root / "loop")
+    os.symlink(root, root / "again")  # a folder link back to the root: followed once
+    os.symlink("nowhere", root / "dangling.wav")
+    result = run("encode", f"{root}/", "-o", tmp_path / "out", "-j", "1")
+    assert result.exit_code == 1
+    assert "x.wav: a FIFO, not a regular file" in result.output
+    assert "loop: symlink loop" in result.output
+    assert "dangling.wav: broken symlink" in result.output
+    assert "again: folder already visited" in result.output
+    assert "encoded 1, skipped 0, failed 4" in result.output
+    assert (tmp_path / "out" / "good.wav.h5").exists()
+
+
+def test_unprintable_and_undecodable_names(tmp_path):
+    root = tmp_path / "in"
+    root.mkdir()
+    odd = os.fsdecode(b"caf\xe9\nbreak.wav")  # not UTF-8, and a newline
+    tone(tmp_path / "plain.wav").rename(root / odd)
+    result = run("encode", f"{root}/", "-o", tmp_path / "out", "-j", "1")
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if line.startswith("encoded:"))
+    assert "caf\\xe9\\nbreak.wav" in line
+    encoded = tmp_path / "out" / (odd + ".h5")
+    assert msfreq.read_header(encoded).source["name"] == odd
+    back = run("decode", encoded, "-o", tmp_path / "back")
+    assert back.exit_code == 0 and (tmp_path / "back" / odd).exists()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_crashing_and_hanging_files_do_not_take_the_batch(tmp_path, workers):
+    jobs = [Job(tmp_path / name, tmp_path / "out" / name, name, VerifyOptions())
+            for name in ("a.wav", "crash.wav", "b.wav", "hang.wav", "enospc.wav", "c.wav")]
+    seen = []
+    summary = run_batch(Plan(jobs=jobs), workers=workers, on_outcome=seen.append,
+                        limit=lambda job: 3.0, task=misbehave)
+    by_name = {outcome.job.label: outcome for outcome in seen}
+    assert len(seen) == 6
+    assert [by_name[name].status for name in ("a.wav", "b.wav", "c.wav")] == ["done"] * 3
+    assert "crashed (SIGSEGV)" in by_name["crash.wav"].message
+    assert "timed out" in by_name["hang.wav"].message
+    assert "No space left on device [ENOSPC]" in by_name["enospc.wav"].message
+    assert (summary.done, summary.failed, summary.exit_code) == (3, 3, 1)
+
+
+def test_stale_partial_files_are_removed_and_counted(tmp_path):
+    tone(tmp_path / "in" / "a.wav")
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    host = socket.gethostname()
+    dead = out / "sub" / f".a.wav.h5.{host}-99999999.x1y2{msfreq.store.TEMP_SUFFIX}"
+    alive = out / f".b.wav.h5.{host}-{os.getpid()}.x1y2{msfreq.store.TEMP_SUFFIX}"
+    foreign = out / f".c.wav.h5.otherhost-99999999.x1y2{msfreq.store.TEMP_SUFFIX}"
+    for path in (dead, alive, foreign):
+        path.write_bytes(b"partial")
+    result = run("encode", f"{tmp_path / 'in'}/", "-o", out, "-j", "1")
+    assert "stale partial files removed 1" in result.output
+    assert not dead.exists() and alive.exists() and foreign.exists()
+
+
+def test_dataset_refuses_mixed_channel_counts(tmp_path):
+    msfreq.save(msfreq.encode(np.zeros((8000, 1)), 8000), tmp_path / "mono.h5")
+    msfreq.save(msfreq.encode(np.zeros((8000, 2)), 8000), tmp_path / "stereo.h5")
+    with pytest.raises(ParameterError, match="1 and 2 channels"):
+        msfreq.Dataset(tmp_path)
+    assert msfreq.Dataset(tmp_path, channels="mix")[0]["octave_00"].shape[0] == 1
+    assert {msfreq.Dataset(tmp_path, channels=[0])[i]["octave_00"].shape[0] for i in (0, 1)} == {1}
+
+
+def test_display_escapes():
+    assert display("a\tb\x07.wav") == "a\\tb\\x07.wav"

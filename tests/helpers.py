@@ -71,3 +71,50 @@ def misbehave(job, progress) -> Outcome:
     if "enospc" in name:
         return Outcome(job, "failed", f"{job.source}: No space left on device [ENOSPC]")
     return Outcome(job, "done", "", "fine")
+
+
+def write_v1(path: Path, representation) -> Path:
+    """Write ``representation`` as msfreq 0.1.0 wrote files (format version 1): variable-length
+    string attributes, gzip + shuffle + fletcher32, complex datasets, the old object versions."""
+    import h5py
+
+    from msfreq.store import dataset_name
+    from msfreq.store.layout import chunk_frames
+
+    grid = representation.grid
+    params = grid.params
+    with h5py.File(path, "w") as handle:
+        attrs = handle.attrs
+        for key, value in {
+            "format": "msfreq", "format_version": 1, "msfreq_version": "0.1.0",
+            "sample_rate": grid.sample_rate, "n_samples": representation.n_samples,
+            "n_channels": representation.n_channels, "length": representation.length,
+            "hop_unit": grid.hop_unit, "bins_per_octave": params.bins_per_octave,
+            "fmin": params.fmin, "tuning": params.tuning, "n_octaves": grid.n_octaves,
+            "dtype": representation.dtype.name, "compression": "gzip",
+        }.items():
+            attrs[key] = value
+        for band in grid.bands:
+            values = representation[band.name]
+            per_frame = values.shape[0] * values.shape[1] * values.dtype.itemsize
+            chunks = values.shape[:2] + (chunk_frames(per_frame, values.shape[2]),)
+            handle.create_dataset(dataset_name(band), data=values, chunks=chunks,
+                                  compression="gzip", compression_opts=1, shuffle=True,
+                                  fletcher32=True)
+    return path
+
+
+def fuzz_case(job, progress) -> Outcome:
+    """Decode one damaged file (a batch task): ``done`` with detail ``same``, ``different``
+    or ``refused``; ``failed`` for anything but a clean FormatError."""
+    import msfreq
+
+    damaged, reference = job
+    try:
+        samples = msfreq.decode(msfreq.load(damaged))
+    except msfreq.FormatError as error:
+        return Outcome(job, "done", str(error), "refused")
+    except Exception as error:  # a traceback the user would see
+        return Outcome(job, "failed", f"{type(error).__name__}: {error}")
+    same = np.array_equal(samples, np.load(reference))
+    return Outcome(job, "done", "", "same" if same else "different")

@@ -208,13 +208,15 @@ def _check_chunks(path: Path, dataset: h5py.Dataset, name: str, frames: int, per
     def check(info) -> None:
         nonlocal seen
         seen += 1
-        if info.byte_offset is None or info.byte_offset + info.size > file_size:
-            problems.append(f"chunk at frame {info.chunk_offset[2]} lies outside the file")
+        where = "a chunk" if info.chunk_offset is None else f"the chunk at frame {info.chunk_offset[2]}"
+        if info.byte_offset is None or info.size is None:
+            problems.append(f"{where} is missing (its index entry is undefined)")
+        elif info.byte_offset + info.size > file_size:
+            problems.append(f"{where} lies outside the file")
         elif info.size > limit:
-            problems.append(f"chunk at frame {info.chunk_offset[2]} is {info.size} bytes, "
-                            f"more than a chunk can need ({int(limit)})")
+            problems.append(f"{where} is {info.size} bytes, more than a chunk can need ({int(limit)})")
         elif info.filter_mask:
-            problems.append(f"chunk at frame {info.chunk_offset[2]} skips filters")
+            problems.append(f"{where} skips filters")
 
     try:
         count = dataset.id.get_num_chunks()

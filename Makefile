@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_OUT := demo_output
 
-.PHONY: demo test lint bench samples clean
+.PHONY: demo test quick lint bench samples clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check msfreq tests benchmarks examples
 	$(BIN)/python -m pytest -q
+
+## quick: lint and the tests not marked slow
+quick: $(STAMP)
+	$(BIN)/ruff check msfreq tests benchmarks examples
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check msfreq tests benchmarks examples

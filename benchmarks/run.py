@@ -149,15 +149,15 @@ def cli_runs(seconds: float, repeats: int) -> dict:
     for _ in range(repeats):
         encodes.append(timed_command(msfreq_command("encode", str(source), "-o", str(WORK / "cli_enc"),
                                                     "-j", "1", "-q", "--overwrite")))
-        decodes.append(timed_command(msfreq_command("decode", str(WORK / "cli_enc" / "cli.h5"), "-o",
+        decodes.append(timed_command(msfreq_command("decode", str(WORK / "cli_enc" / "cli.wav.h5"), "-o",
                                                     str(WORK / "cli_dec"), "-j", "1", "-q", "--overwrite")))
-    encoded = WORK / "cli_enc" / "cli.h5"
+    encoded = WORK / "cli_enc" / "cli.wav.h5"
     sizes = {}
-    for compression in ("none", "lzf", "gzip"):
+    for compression in ("none", "gzip", "zstd"):
         target = WORK / f"size_{compression}"
         run = timed_command(msfreq_command("encode", str(source), "-o", str(target), "-j", "1", "-q",
                                            "--overwrite", "--compression", compression))
-        sizes[compression] = {"bytes": (target / "cli.h5").stat().st_size, "seconds": run["seconds"]}
+        sizes[compression] = {"bytes": (target / "cli.wav.h5").stat().st_size, "seconds": run["seconds"]}
     return {
         "seconds": seconds,
         "encode_s": statistics.median(r["seconds"] for r in encodes),
@@ -176,7 +176,7 @@ def scaling(lengths: list[float]) -> list[dict]:
         out = WORK / "scale_enc"
         encoded = timed_command(msfreq_command("encode", str(source), "-o", str(out), "-j", "1", "-q",
                                                "--overwrite"))
-        decoded = timed_command(msfreq_command("decode", str(out / source.with_suffix(".h5").name), "-o",
+        decoded = timed_command(msfreq_command("decode", str(out / (source.name + ".h5")), "-o",
                                                str(WORK / "scale_dec"), "-j", "1", "-q", "--overwrite"))
         back = WORK / "scale_dec" / source.name
         identical = _identical(source, back)
@@ -410,8 +410,8 @@ def main() -> int:
     batches = batch(20 if args.quick else 100)
     print("crops ...", flush=True)
     longest = max(scale, key=lambda row: row["seconds"])
-    crop_rows = crops(WORK / "scale_enc" / "scale_10.h5",
-                      WORK / "scale_enc" / f"scale_{int(longest['seconds'])}.h5", 50 if args.quick else 300)
+    crop_rows = crops(WORK / "scale_enc" / "scale_10.wav.h5",
+                      WORK / "scale_enc" / f"scale_{int(longest['seconds'])}.wav.h5", 50 if args.quick else 300)
     total = time.perf_counter() - began
     write_results(HERE / "RESULTS.md", info, compare, cli, scale, batches, crop_rows, total)
     plot(compare, scale, HERE / "results.png")

@@ -23,10 +23,10 @@ def main(argv: list[str]) -> int:
     work = Path(argv[2]) if len(argv) > 2 else Path("demo_output/dataset_example")
     encoded = work / "encoded"
     # One common sample rate, so that every file shares one grid.
-    subprocess.run([sys.executable, "-m", "msfreq", "encode", str(audio), "-o", str(encoded),
+    subprocess.run([sys.executable, "-m", "msfreq", "encode", f"{audio}/", "-o", str(encoded),
                     "--sample-rate", "44100", "-q"], check=False)
 
-    per_band = msfreq.Dataset(encoded, crop_seconds=2.0, seed=0, octaves=range(2, 10))
+    per_band = msfreq.Dataset(encoded, crop_seconds=2.0, seed=0, octaves=range(2, 10), channels="mix")
     print(per_band)
     for name, array in per_band[0].items():
         print(f"  {name:<10} {str(array.shape):<16} {array.dtype}")

@@ -124,7 +124,7 @@ def from_levels(levels: np.ndarray, step: float, dtype: np.dtype) -> np.ndarray:
     --------
     >>> values = np.array([[[0.5 + 0.25j, -1.0]]], dtype=np.complex64)
     >>> from_levels(to_levels(values, 0.125), 0.125, np.complex64)
-    array([[[ 0.5 +0.25j, -1.  +0.j  ]]], dtype=complex64)
+    array([[[ 0.5+0.25j, -1. +0.j  ]]], dtype=complex64)
     """
     dtype = np.dtype(dtype)
     if dtype.kind == "c":

@@ -161,6 +161,7 @@ def test_unprintable_and_undecodable_names(tmp_path):
     assert back.exit_code == 0 and (tmp_path / "back" / odd).exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_crashing_and_hanging_files_do_not_take_the_batch(tmp_path, workers):
     jobs = [Job(tmp_path / name, tmp_path / "out" / name, name, VerifyOptions())

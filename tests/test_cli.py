@@ -202,6 +202,7 @@ def test_subprocess_round_trip(mixed, tmp_path):
     assert "Traceback" not in broken.stderr and "broken.wav" in broken.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_ctrl_c_leaves_no_partial_files(tmp_path, jobs):
     rate = 8000

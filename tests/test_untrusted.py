@@ -231,6 +231,7 @@ def _damage_targets(path):
     return np.flatnonzero(data)
 
 
+@pytest.mark.slow
 def test_metadata_fuzz(valid, tmp_path):
     """Damage metadata bytes at 240 seeded places; every decode must be a clean refusal or
     the undamaged audio: no different audio, traceback, crash or hang."""

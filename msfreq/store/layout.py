@@ -216,7 +216,7 @@ class Header:
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "tone.h5"
     >>> _ = msfreq.save(msfreq.encode(np.zeros(8000), 8000), path)
     >>> msfreq.read_header(path)  # doctest: +ELLIPSIS
-    Header(tone.h5: 1.000 s, 8000 Hz, 1 channel(s), 8 octaves x 48 bins, complex64 float, zstd, v2)
+    Header(tone.h5: 1.000 s, 8000 Hz, 1 channel(s), 7 octaves x 48 bins, complex64 float, zstd, v2)
     """
 
     path: Path

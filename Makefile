@@ -43,8 +43,10 @@ quick: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check msfreq tests benchmarks examples
 
-## bench: msfreq against librosa (and Essentia when it installs); writes benchmarks/RESULTS.md
+## bench: storage (benchmarks/STORAGE.md), then msfreq against librosa (and Essentia when it
+## installs): benchmarks/RESULTS.md
 bench: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/storage.py
 	$(BIN)/python benchmarks/run.py
 
 samples: $(STAMP)

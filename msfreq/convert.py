@@ -206,7 +206,7 @@ def _storages(info: AudioInfo, options: EncodeOptions, grid: Grid, resampled: bo
 
 
 def decoded_checksum(
-    read, n_samples: int, grid: Grid, dtype: np.dtype, subtype: str, *,
+    read, n_samples: int, channels: int, grid: Grid, dtype: np.dtype, subtype: str, *,
     block_seconds: float | None = None, workers: int | None = None,
     progress: Progress | None = None, sink=None,
 ) -> str:
@@ -217,14 +217,14 @@ def decoded_checksum(
     Parameters
     ----------
     read : callable
-        ``read(band_index, first_frame, stop_frame)``, as for
+        ``read(band_index, first_frame, stop_frame, channel)``, as for
         :func:`~msfreq.transform.synthesize_signal`.
     sink : callable, optional
         Also called with every decoded block, shape (frames, channels), in order.
     """
     checksum = Checksum(subtype)
     units = transform_units(n_samples, grid)
-    for start, block in synthesize_signal(read, n_samples, grid, dtype,
+    for start, block in synthesize_signal(read, n_samples, channels, grid, dtype,
                                           block_seconds=block_seconds, workers=workers):
         samples = block.T
         checksum.update(samples)
@@ -295,7 +295,7 @@ def encode_file(
             read, n_samples = reader.read, info.frames
         units = transform_units(n_samples, grid)
         whole = None
-        if block_schedule(grid, n_samples, block_seconds=options.block_seconds) is None:
+        if block_schedule(grid, n_samples, info.channels, block_seconds=options.block_seconds) is None:
             whole = next(iter(analyze_signal(read, n_samples, info.channels, grid, dtype,
                                              workers=options.workers)))[2]
         for storage, last in _storages(info, options, grid, resampled):
@@ -342,9 +342,10 @@ def _write(destination, reader: AudioReader, read, n_samples: int, info: AudioIn
             writer.write(0, units, stored)
             advance(units, units)
 
-            def frames(index: int, first: int, stop: int) -> np.ndarray:
+            def frames(index: int, first: int, stop: int, channel: int) -> np.ndarray:
                 band = grid.bands[index]
-                return storage.from_stored(index, band, stored[index][:, :, first:stop])
+                picked = stored[index][channel : channel + 1, :, first:stop]
+                return storage.from_stored(index, band, picked)
         else:
             for first, stop, arrays in analyze_signal(
                 read, n_samples, info.channels, grid, dtype,
@@ -360,7 +361,7 @@ def _write(destination, reader: AudioReader, read, n_samples: int, info: AudioIn
         checksum = reader.checksum()
         exact = None
         if checksum is not None and grid.sample_rate == info.sample_rate:
-            decoded = decoded_checksum(frames, n_samples, grid, dtype, info.subtype,
+            decoded = decoded_checksum(frames, n_samples, info.channels, grid, dtype, info.subtype,
                                        block_seconds=options.block_seconds,
                                        workers=options.workers, progress=verified)
             exact = decoded == checksum
@@ -460,11 +461,11 @@ def decode_file(
         destination, grid.sample_rate, header.n_channels, chosen_format, chosen_subtype
     ) as writer:
 
-        def read(index: int, first: int, stop: int) -> np.ndarray:
-            return reader.read(grid.bands[index], first, stop)
+        def read(index: int, first: int, stop: int, channel: int) -> np.ndarray:
+            return reader.read(grid.bands[index], first, stop, [channel])
 
         checksum = decoded_checksum(
-            read, header.n_samples, grid, header.dtype, subtype or chosen_subtype,
+            read, header.n_samples, header.n_channels, grid, header.dtype, subtype or chosen_subtype,
             block_seconds=options.block_seconds, workers=options.workers, progress=progress,
             sink=writer.write,
         )
@@ -503,10 +504,10 @@ def verify_decode(source: str | os.PathLike, *, progress: Progress | None = None
     with open_reader(source) as reader:
         grid = header.grid
 
-        def read(index: int, first: int, stop: int) -> np.ndarray:
-            return reader.read(grid.bands[index], first, stop)
+        def read(index: int, first: int, stop: int, channel: int) -> np.ndarray:
+            return reader.read(grid.bands[index], first, stop, [channel])
 
-        checksum = decoded_checksum(read, header.n_samples, grid, header.dtype,
+        checksum = decoded_checksum(read, header.n_samples, header.n_channels, grid, header.dtype,
                                     subtype or "FLOAT", progress=progress)
     if header.exact and checksum != recorded:
         raise FormatError(

@@ -450,7 +450,8 @@ def decode(
         (n_samples, len(representation.channels)), dtype=np.finfo(representation.dtype).dtype
     )
     for start, block in synthesize_signal(
-        lambda index, a, b: arrays[index][:, :, a:b], n_samples, grid, representation.dtype,
+        lambda index, a, b, channel: arrays[index][channel : channel + 1, :, a:b], n_samples,
+        len(representation.channels), grid, representation.dtype,
         block_seconds=block_seconds, workers=workers,
     ):
         out[start : start + block.shape[1]] = block.T

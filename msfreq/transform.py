@@ -30,6 +30,7 @@ from msfreq.scales import Grid
 
 __all__ = [
     "MARGIN_UNITS",
+    "BLOCK_BYTES",
     "analyze",
     "synthesize",
     "transform_units",
@@ -266,22 +267,42 @@ class BlockSchedule:
         return get_plan(self.grid, self.span_units * self.grid.hop_unit, dtype)
 
 
+#: Memory a block may take, in bytes (the block's coefficients for every channel and the
+#: transform of one channel over the block and its margins); see :func:`block_schedule`.
+BLOCK_BYTES = 560 * 2**20
+#: Bytes per sample and channel that a block keeps (coefficients and their stored form), and
+#: that transforming one channel takes (signal, spectrum, coefficients, temporaries):
+#: measured peaks, rounded up (README, "Long files").
+_KEPT_BYTES = 24
+_WORK_BYTES = 24
+
+
 def block_schedule(
-    grid: Grid, n_samples: int, *, block_seconds: float | None = None
+    grid: Grid, n_samples: int, channels: int = 1, *, block_seconds: float | None = None
 ) -> BlockSchedule | None:
     """Return the block schedule for ``n_samples``, or ``None`` if one block suffices.
 
     Parameters
     ----------
     grid : Grid
-    n_samples : int
+    n_samples, channels : int
     block_seconds : float, optional
-        Audio per block; default :data:`msfreq.params.BLOCK_SECONDS`.
+        Audio per block.  Default: as long as :data:`BLOCK_BYTES` allows for this many
+        channels at this sample rate (the margins span a fixed time, about a minute, whatever
+        the block), capped at :data:`msfreq.params.BLOCK_SECONDS`.
     """
-    seconds = BLOCK_SECONDS if block_seconds is None else float(block_seconds)
-    if not seconds > 0:
-        raise ParameterError(f"block_seconds must be > 0, got {block_seconds!r}")
     units = transform_units(n_samples, grid)
+    margins = 2 * MARGIN_UNITS * grid.hop_unit
+    if block_seconds is None:
+        whole = units * grid.hop_unit * channels * (_KEPT_BYTES + _WORK_BYTES)
+        if whole <= BLOCK_BYTES and units * grid.hop_unit <= BLOCK_SECONDS * grid.sample_rate * 1.5:
+            return None
+        room = (BLOCK_BYTES - margins * _WORK_BYTES) / (channels * _KEPT_BYTES + _WORK_BYTES)
+        seconds = min(BLOCK_SECONDS, max(room, grid.hop_unit) / grid.sample_rate)
+    else:
+        seconds = float(block_seconds)
+        if not seconds > 0:
+            raise ParameterError(f"block_seconds must be > 0, got {block_seconds!r}")
     block_units = max(int(seconds * grid.sample_rate // grid.hop_unit), 1)
     if units <= block_units + 2 * MARGIN_UNITS:
         return None
@@ -289,24 +310,25 @@ def block_schedule(
 
 
 #: Samples read at a time when filling a block (bounds the reader's temporary arrays).
-READ_SAMPLES = 1 << 20
+READ_SAMPLES = 1 << 18
 
 
 def _circular_read(
     read: Callable[[int, int], np.ndarray], start: int, stop: int, period: int, available: int,
-    channels: int, dtype: np.dtype,
+    channels: int, dtype: np.dtype, channel: int | None = None,
 ) -> np.ndarray:
     """Samples ``start:stop`` of the periodic extension (period ``period``) of a signal of
     ``available`` samples padded with zeros, as shape ``(channels, stop - start)``;
     ``read(a, b)`` returns samples ``a:b`` (``0 <= a < b <= available``) as shape
-    ``(b - a, channels)``."""
-    out = np.zeros((channels, stop - start), dtype=dtype)
+    ``(b - a, channels)``.  With ``channel``, only that channel, shape ``(1, stop - start)``."""
+    picked = slice(None) if channel is None else slice(channel, channel + 1)
+    out = np.zeros((channels if channel is None else 1, stop - start), dtype=dtype)
     for position, wrapped, run in _periodic_runs(start, stop, period):
         low, high = wrapped, min(wrapped + run, available)
         for first in range(low, high, READ_SAMPLES):
             last = min(first + READ_SAMPLES, high)
             at = position - start + first - low
-            out[:, at : at + last - first] = read(first, last).T
+            out[:, at : at + last - first] = read(first, last)[:, picked].T
     return out
 
 
@@ -353,19 +375,24 @@ def analyze_blocks(
     plan = schedule.plan(dtype)
     period = schedule.units * unit
     margin = schedule.margin_units * unit
+    real = np.finfo(dtype).dtype
     for first, stop in schedule.blocks:
         begin = first * unit - margin
-        block = _circular_read(
-            read, begin, begin + plan.length, period, n_samples, channels, np.finfo(dtype).dtype
-        )
-        coefficients = analyze(block, plan, workers=workers)
-        del block
-        kept = []
-        for layout, values in zip(plan.layouts, coefficients, strict=True):
-            per_unit = unit // layout.band.hop
-            offset = schedule.margin_units * per_unit
-            kept.append(values[:, :, offset : offset + (stop - first) * per_unit])
-        del coefficients
+        kept = [
+            np.empty((channels, layout.band.n_bins, (stop - first) * (unit // layout.band.hop)),
+                     dtype=layout.band.coefficient_dtype(dtype))
+            for layout in plan.layouts
+        ]
+        for channel in range(channels):  # one channel at a time: memory for one span only
+            block = _circular_read(read, begin, begin + plan.length, period, n_samples, channels,
+                                   real, channel=channel)
+            coefficients = analyze(block, plan, workers=workers)
+            del block
+            for layout, values, target in zip(plan.layouts, coefficients, kept, strict=True):
+                per_unit = unit // layout.band.hop
+                offset = schedule.margin_units * per_unit
+                target[channel] = values[0, :, offset : offset + (stop - first) * per_unit]
+            del coefficients
         yield first, stop, kept
         # Free this block's arrays before the next is computed, even if the caller still
         # holds the list (its loop variable does until the next item arrives).
@@ -373,22 +400,26 @@ def analyze_blocks(
 
 
 def synthesize_blocks(
-    read: Callable[[int, int, int], np.ndarray],
+    read: Callable[[int, int, int, int], np.ndarray],
     n_samples: int,
+    channels: int,
     schedule: BlockSchedule,
     dtype: np.dtype,
     *,
     workers: int | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Inverse of :func:`analyze_blocks`: rebuild a long signal block by block.
+    """Inverse of :func:`analyze_blocks`: rebuild a long signal block by block, one channel
+    at a time.
 
     Parameters
     ----------
     read : callable
-        ``read(band_index, first_frame, stop_frame)`` returns that band's frames as shape
-        ``(channels, n_bins, stop_frame - first_frame)``, with ``0 <= first < stop <= frames``.
+        ``read(band_index, first_frame, stop_frame, channel)`` returns that band's frames of
+        one channel, shape ``(1, n_bins, stop_frame - first_frame)``, with
+        ``0 <= first < stop <= frames``.
     n_samples : int
         Samples of the original signal (the padding is not yielded).
+    channels : int
     schedule : BlockSchedule
     dtype : numpy dtype
 
@@ -401,28 +432,33 @@ def synthesize_blocks(
     grid = schedule.grid
     unit = grid.hop_unit
     plan = schedule.plan(dtype)
+    low = schedule.margin_units * unit
     for first, stop in schedule.blocks:
         begin = first - schedule.margin_units
-        coefficients = []
-        for index, layout in enumerate(plan.layouts):
-            per_unit = unit // layout.band.hop
-
-            def read_band(low: int, high: int, index: int = index) -> np.ndarray:
-                return read(index, low, high)
-
-            coefficients.append(
-                _circular_frames(
-                    read_band, begin * per_unit, (begin + schedule.span_units) * per_unit,
-                    schedule.units * per_unit,
-                )
-            )
-        signal = synthesize(coefficients, plan, workers=workers)
-        del coefficients
-        low = schedule.margin_units * unit
         start = first * unit
         end = min(stop * unit, n_samples)
-        if end > start:
-            yield start, signal[:, low : low + end - start]
+        if end <= start:
+            continue
+        out = np.empty((channels, end - start), dtype=np.finfo(dtype).dtype)
+        for channel in range(channels):
+            coefficients = []
+            for index, layout in enumerate(plan.layouts):
+                per_unit = unit // layout.band.hop
+
+                def read_band(a: int, b: int, index: int = index, channel: int = channel) -> np.ndarray:
+                    return read(index, a, b, channel)
+
+                coefficients.append(
+                    _circular_frames(
+                        read_band, begin * per_unit, (begin + schedule.span_units) * per_unit,
+                        schedule.units * per_unit,
+                    )
+                )
+            signal = synthesize(coefficients, plan, workers=workers)
+            del coefficients
+            out[channel] = signal[0, low : low + end - start]
+            del signal
+        yield start, out
 
 
 def _circular_frames(
@@ -464,7 +500,7 @@ def analyze_signal(
     coefficients : list of ndarray
         Per band, shape ``(channels, n_bins, (stop_unit - first_unit) * hop_unit / hop)``.
     """
-    schedule = block_schedule(grid, n_samples, block_seconds=block_seconds)
+    schedule = block_schedule(grid, n_samples, channels, block_seconds=block_seconds)
     if schedule is not None:
         yield from analyze_blocks(read, n_samples, channels, schedule, dtype, workers=workers)
         return
@@ -475,8 +511,9 @@ def analyze_signal(
 
 
 def synthesize_signal(
-    read: Callable[[int, int, int], np.ndarray],
+    read: Callable[[int, int, int, int], np.ndarray],
     n_samples: int,
+    channels: int,
     grid: Grid,
     dtype: np.dtype,
     *,
@@ -489,9 +526,9 @@ def synthesize_signal(
     Parameters
     ----------
     read : callable
-        ``read(band_index, first_frame, stop_frame)`` returns that band's frames, shape
-        ``(channels, n_bins, stop_frame - first_frame)``.
-    n_samples : int
+        ``read(band_index, first_frame, stop_frame, channel)`` returns that band's frames of
+        one channel, shape ``(1, n_bins, stop_frame - first_frame)``.
+    n_samples, channels : int
     grid : Grid
     dtype : numpy dtype
 
@@ -502,10 +539,15 @@ def synthesize_signal(
     samples : ndarray, shape (channels, n)
         Consecutive blocks that together hold the ``n_samples`` samples.
     """
-    schedule = block_schedule(grid, n_samples, block_seconds=block_seconds)
+    schedule = block_schedule(grid, n_samples, channels, block_seconds=block_seconds)
     if schedule is not None:
-        yield from synthesize_blocks(read, n_samples, schedule, dtype, workers=workers)
+        yield from synthesize_blocks(read, n_samples, channels, schedule, dtype, workers=workers)
         return
     length = transform_units(n_samples, grid) * grid.hop_unit
-    arrays = [read(index, 0, length // band.hop) for index, band in enumerate(grid.bands)]
-    yield 0, synthesize(arrays, get_plan(grid, length, dtype), workers=workers)[:, :n_samples]
+    plan = get_plan(grid, length, dtype)
+    out = np.empty((channels, n_samples), dtype=np.finfo(dtype).dtype)
+    for channel in range(channels):
+        arrays = [read(index, 0, length // band.hop, channel) for index, band in enumerate(grid.bands)]
+        out[channel] = synthesize(arrays, plan, workers=workers)[0, :n_samples]
+        del arrays
+    yield 0, out

@@ -18,7 +18,7 @@ from msfreq.convert import decode_file, encode_file
 from msfreq.errors import FormatError
 from msfreq.pool import Outcome, run_jobs
 from msfreq.store import FORMAT_VERSION
-from msfreq.store.layout import FILL_LEVEL, chunk_frames, filters_for
+from msfreq.store.layout import FILL_LEVEL, chunk_shape, filters_for
 
 RATE = 8000
 
@@ -141,8 +141,7 @@ def _sparse_bomb(path, tmp_path):
         for name in [f"octaves/{j:02d}" for j in range(grid.n_octaves)] + ["residuals/low", "residuals/high"]:
             old = handle[name]
             shape = (old.shape[0], old.shape[1], length // int(old.attrs["hop_samples"])) + old.shape[3:]
-            frame_bytes = int(np.prod(shape[:2] + shape[3:])) * old.dtype.itemsize
-            chunks = shape[:2] + (chunk_frames(frame_bytes, shape[2]),) + shape[3:]
+            chunks = chunk_shape(shape, old.dtype)
             attrs, dtype, fill = dict(old.attrs), old.dtype, old.fillvalue
             del handle[name]
             handle.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks, fillvalue=fill,

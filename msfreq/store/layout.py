@@ -35,6 +35,7 @@ __all__ = [
     "Storage",
     "dataset_name",
     "chunk_frames",
+    "chunk_shape",
     "filters_for",
     "filter_ids",
     "header_checksum",
@@ -100,6 +101,15 @@ def dataset_name(band: Band) -> str:
 def chunk_frames(frame_bytes: int, frames: int) -> int:
     """Frames per chunk: as many as fit in :data:`CHUNK_BYTES` (at least one, at most all)."""
     return int(max(1, min(frames, CHUNK_BYTES // max(frame_bytes, 1))))
+
+
+def chunk_shape(shape: tuple[int, ...], dtype: np.dtype, *, all_channels: bool = False) -> tuple[int, ...]:
+    """Chunk shape of a dataset of ``shape``: one channel (version 2; version 1 chunks held
+    every channel), every bin, and as many frames as fit in :data:`CHUNK_BYTES`.  A channel
+    per chunk lets long files be decoded one channel at a time, reading each chunk once."""
+    channels = shape[0] if all_channels else 1
+    frame_bytes = channels * int(np.prod(shape[1:2] + shape[3:])) * np.dtype(dtype).itemsize
+    return (channels, shape[1], chunk_frames(frame_bytes, shape[2])) + tuple(shape[3:])
 
 
 def filters_for(compression: str) -> dict:

@@ -30,7 +30,7 @@ from msfreq.store.layout import (
     ROOT_GROUPS,
     Header,
     Storage,
-    chunk_frames,
+    chunk_shape,
     dataset_name,
     decode_text,
     filter_ids,
@@ -181,8 +181,7 @@ def _check_dataset(path: Path, handle: h5py.File, header: Header, index: int, ba
     if pipeline != expected_pipeline:
         raise _fail(path, f"dataset {name} has filters {list(pipeline)}, expected {list(expected_pipeline)} "
                           f"for {header.compression}")
-    frame_bytes = int(np.prod(shape[:2] + shape[3:])) * dtype.itemsize
-    chunks = shape[:2] + (chunk_frames(frame_bytes, frames),) + shape[3:]
+    chunks = chunk_shape(shape, dtype, all_channels=header.format_version < 2)
     if dataset.chunks != chunks:
         raise _fail(path, f"dataset {name} has chunks {dataset.chunks}, expected {chunks}")
     if header.format_version >= 2:
@@ -194,13 +193,13 @@ def _check_dataset(path: Path, handle: h5py.File, header: Header, index: int, ba
             step = _Attributes(path, dataset.attrs, f"dataset {name}: ", True).number("step")
             if step != storage.steps[index]:
                 raise _fail(path, f"dataset {name}: internal step mismatch")
-    _check_chunks(path, dataset, name, frames, chunks[2], chunks, dtype, file_size)
+    _check_chunks(path, dataset, name, shape, chunks, dtype, file_size)
 
 
-def _check_chunks(path: Path, dataset: h5py.Dataset, name: str, frames: int, per_chunk: int,
-                  chunks: tuple, dtype: np.dtype, file_size: int) -> None:
+def _check_chunks(path: Path, dataset: h5py.Dataset, name: str, shape: tuple, chunks: tuple,
+                  dtype: np.dtype, file_size: int) -> None:
     """Every chunk present, each stored inside the file and not larger than it could be."""
-    expected = -(-frames // per_chunk)
+    expected = int(np.prod([-(-size // step) for size, step in zip(shape, chunks, strict=True)]))
     limit = int(np.prod(chunks)) * dtype.itemsize * _GROWTH + 4096
     seen = 0
     problems: list[str] = []

@@ -20,7 +20,7 @@ from msfreq.store.layout import (
     FORMAT_VERSION,
     LIBVER,
     Storage,
-    chunk_frames,
+    chunk_shape,
     dataset_name,
     encode_text,
     filters_for,
@@ -129,8 +129,7 @@ class Writer:
             frames = band.frames(self.length)
             dtype = self.storage.stored_dtype(band)
             shape = self.storage.stored_shape(band, self.n_channels, frames)
-            frame_bytes = int(np.prod(shape[:2] + shape[3:])) * dtype.itemsize
-            chunks = shape[:2] + (chunk_frames(frame_bytes, frames),) + shape[3:]
+            chunks = chunk_shape(shape, dtype)
             dataset = handle.create_dataset(
                 dataset_name(band), shape=shape, dtype=dtype, chunks=chunks,
                 fillvalue=self.storage.fill_value(band), **self.filters,
@@ -167,11 +166,13 @@ class Writer:
             self._file[dataset_name(band)][:, :, first_unit * per_unit : stop_unit * per_unit] = values
         self._written += stop_unit - first_unit
 
-    def read(self, index: int, first: int, stop: int) -> np.ndarray:
-        """Return the coefficients of band ``index``, frames ``first:stop``, as written so far
-        (for checking what was written before the file is committed)."""
+    def read(self, index: int, first: int, stop: int, channel: int) -> np.ndarray:
+        """Return the coefficients of band ``index``, frames ``first:stop`` of one channel,
+        shape (1, n_bins, frames), as written so far (for checking what was written before
+        the file is committed)."""
         band = self.grid.bands[index]
-        return self.storage.from_stored(index, band, self._file[dataset_name(band)][:, :, first:stop])
+        stored = self._file[dataset_name(band)][channel : channel + 1, :, first:stop]
+        return self.storage.from_stored(index, band, stored)
 
     def set_source(self, **facts: object) -> None:
         """Record more facts about the source (e.g. its checksum, known only at the end)."""

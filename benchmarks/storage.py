@@ -1,0 +1,161 @@
+"""Storage benchmark: file size, CLI time against the in-memory transform, crops per second.
+
+    python benchmarks/storage.py [--quick]
+
+Writes ``benchmarks/STORAGE.md``.  One job, one core for the FFTs; medians of alternating
+runs.  Signals: a 3-minute music-like 16-bit stereo mix, a folder of drum one-shots (8, 16
+and 24-bit, most under 0.5 s), a 24-bit and a float file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from signals import write_mix  # noqa: E402
+
+import msfreq  # noqa: E402
+
+WORK = HERE / "_work" / "storage"
+RATE = 44100
+
+
+def cli(*args: str) -> float:
+    """Run ``msfreq ARGS`` (one job, quiet); return its wall time in seconds."""
+    began = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "msfreq", *args, "-j", "1", "-q", "--overwrite"],
+                   check=True)
+    return time.perf_counter() - began
+
+
+def size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() \
+        else path.stat().st_size
+
+
+def one_shots(folder: Path, count: int) -> Path:
+    """Drum hits: decaying noise and pitched thumps, 17 ms to 1.2 s, 8/16/24-bit."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        seconds = float(rng.choice([0.017, 0.08, 0.2, 0.35, 0.45, 1.2]))
+        n = int(seconds * RATE)
+        t = np.arange(n) / RATE
+        decay = np.exp(-t / (seconds / 4))
+        pitch = 60 + 200 * rng.random()
+        hit = 0.6 * np.sin(2 * np.pi * pitch * t * (1 + np.exp(-t * 30))) + 0.3 * rng.standard_normal(n)
+        subtype = ["PCM_U8", "PCM_16", "PCM_16", "PCM_24"][index % 4]
+        sf.write(str(folder / f"hit{index:03d}.wav"), 0.8 * hit * decay, RATE, subtype=subtype)
+    return folder
+
+
+def sizes_table(music: Path, folder: Path, deep: Path, floats: Path) -> list[str]:
+    rows = ["| source | options | bytes per second of audio | ratio to the source | encode (s) | decode (s) | decoded |",
+            "|---|---|---|---|---|---|---|"]
+    cases = [(music, "music, 16-bit stereo", opts) for opts in
+             ([], ["--compression", "gzip"], ["--compression", "none"], ["--keep-bits", "12"])]
+    cases += [(folder, "drum one-shots (8/16/24-bit)", []),
+              (deep, "24-bit stereo", []), (deep, "24-bit stereo", ["--precision", "double"]),
+              (floats, "float stereo", []), (floats, "float stereo", ["--keep-bits", "16"])]
+    for source, label, options in cases:
+        out = WORK / "enc"
+        shutil.rmtree(out, ignore_errors=True)
+        arguments = [f"{source}/"] if source.is_dir() else [str(source)]
+        encode = cli("encode", *arguments, "-o", str(out), *options)
+        decode = cli("decode", f"{out}/", "-o", str(WORK / "dec"))
+        headers = [msfreq.read_header(p) for p in sorted(out.rglob("*.h5"))]
+        seconds = sum(h.duration for h in headers)
+        exact = sum(1 for h in headers if h.exact)
+        verdict = "bit-identical" if exact == len(headers) else f"{exact} of {len(headers)} exact"
+        rows.append(f"| {label} | {' '.join(options) or 'default'} | {size(out) / seconds:,.0f} | "
+                    f"{size(out) / size(source):.2f}x | {encode:.2f} | {decode:.2f} | {verdict} |")
+        print(rows[-1], flush=True)
+    return rows
+
+
+def ratio_table(music: Path, repeats: int) -> list[str]:
+    """CLI encode/decode of the 3-minute mix against msfreq.encode/decode of its samples."""
+    samples, rate = sf.read(str(music), dtype="float64")
+    memory_encode, memory_decode, cli_encode, cli_decode = [], [], [], []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        representation = msfreq.encode(samples, rate)
+        memory_encode.append(time.perf_counter() - began)
+        began = time.perf_counter()
+        msfreq.decode(representation)
+        memory_decode.append(time.perf_counter() - began)
+        del representation
+        cli_encode.append(cli("encode", str(music), "-o", str(WORK / "mix.wav.h5")))
+        cli_decode.append(cli("decode", str(WORK / "mix.wav.h5"), "-o", str(WORK / "back.wav")))
+    started = cli("encode", str(WORK / "tiny.wav"), "-o", str(WORK / "tiny.wav.h5"))
+    median = statistics.median
+    return [
+        "| | in memory (s) | `msfreq` CLI, -j 1 (s) | ratio |",
+        "|---|---|---|---|",
+        f"| encode | {median(memory_encode):.2f} | {median(cli_encode):.2f} | "
+        f"{median(cli_encode) / median(memory_encode):.2f}x |",
+        f"| decode | {median(memory_decode):.2f} | {median(cli_decode):.2f} | "
+        f"{median(cli_decode) / median(memory_decode):.2f}x |",
+        "",
+        f"Start-up (encode of a 1-second file, imports and worker included): {started:.2f} s.",
+    ]
+
+
+def crops_table(music: Path, count: int) -> list[str]:
+    rows = ["| compression | random 2-second crops per second |", "|---|---|"]
+    for compression in ("zstd", "gzip", "none"):
+        path = WORK / f"crops_{compression}.h5"
+        cli("encode", str(music), "-o", str(path), "--compression", compression)
+        dataset = msfreq.Dataset(path, crop_seconds=2.0, seed=0)
+        dataset[0]
+        began = time.perf_counter()
+        for epoch in range(count):
+            dataset.set_epoch(epoch)
+            dataset[0]
+        rows.append(f"| {compression} | {count / (time.perf_counter() - began):.0f} |")
+        dataset.close()
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short signals (checks the script)")
+    args = parser.parse_args()
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    seconds = 20.0 if args.quick else 180.0
+    music = write_mix(WORK / "mix.wav", seconds, RATE, 2)
+    deep = write_mix(WORK / "deep.flac", seconds / 3, RATE, 2, subtype="PCM_24")
+    floats = write_mix(WORK / "floats.wav", seconds / 3, RATE, 2, subtype="FLOAT")
+    folder = one_shots(WORK / "shots", 20 if args.quick else 60)
+    sf.write(str(WORK / "tiny.wav"), np.zeros(RATE), RATE, subtype="PCM_16")
+    lines = ["# Storage benchmark", "", f"`python benchmarks/storage.py`, msfreq {msfreq.__version__}, "
+             f"{seconds:.0f}-second music-like mix (benchmarks/signals.py), one job.", "",
+             "## Size and time by option", ""]
+    lines += sizes_table(music, folder, deep, floats)
+    lines += ["", "## CLI against the in-memory transform (3-minute stereo, medians of 3)", ""]
+    lines += ratio_table(music, 1 if args.quick else 3)
+    lines += ["", "## Dataset crops (all bands, one process)", ""]
+    lines += crops_table(music, 20 if args.quick else 200)
+    (HERE / "STORAGE.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -113,8 +113,11 @@ def _reason(error: BaseException) -> str:
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     if text.startswith("Error opening "):
         text = text[len("Error opening "):]
-        if text.startswith("'") and "': " in text:
-            text = text.split("': ", 1)[1]
+        for quote in ("'", "b'", 'b"', '"'):
+            end = quote[-1] + ": "
+            if text.startswith(quote) and end in text:
+                text = text.split(end, 1)[1]
+                break
     return text.strip().rstrip(".")
 
 
@@ -412,7 +415,8 @@ class AudioWriter:
         except BaseException as error:
             self._atomic.__exit__(type(error), error, error.__traceback__)
             if isinstance(error, (sf.LibsndfileError, RuntimeError, OSError)):
-                raise AudioError(f"{self.path}: cannot write {self.format}/{self.subtype} ({_reason(error)})") from None
+                raise AudioError(f"{self.path}: cannot write {self.format}/{self.subtype} "
+                                 f"({_write_reason(error, self.path)})") from None
             raise
         return self
 

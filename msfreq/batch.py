@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 import traceback
 from collections.abc import Callable, Iterable
@@ -457,7 +458,21 @@ def plan_decode(
 
 # --- running ---------------------------------------------------------------------------
 
+_ERRNO = re.compile(r"errno = (\d+)")
+
+
+def _os_reason(message: str) -> str:
+    """The HDF5 library reports OS failures in a long text with ``errno = N``: name the OS
+    reason instead (``No space left on device [ENOSPC]``)."""
+    match = _ERRNO.search(message)
+    if match is None:
+        return message
+    number = int(match.group(1))
+    return f"{os.strerror(number)} [{errno.errorcode.get(number, number)}]"
+
+
 def _failure(job: Job, message: str) -> Outcome:
+    message = _os_reason(message)
     text = display(message.replace(os.fspath(job.source), display(job.source)))
     name = display(job.source)
     if not text.startswith(name):
@@ -494,6 +509,8 @@ def convert(job: Job, progress: Callable[[int, int], None]) -> Outcome:
         reason = error.strerror or str(error)
         if error.errno:
             reason = f"{reason} [{errno.errorcode.get(error.errno, error.errno)}]"
+        elif _ERRNO.search(reason):
+            reason = _os_reason(reason)
         where = error.filename or job.destination
         outcome = _failure(job, f"{reason} ({display(where)})")
     except Exception as error:  # a bug: still one line, and the batch goes on
@@ -588,8 +605,9 @@ def run_batch(
         else:
             todo.append(job)
     if todo:
+        debug = any(job.debug for job in todo)
         completed = run_jobs(todo, task, workers=max(1, min(workers, len(todo))), time_limit=limit,
                              crashed=_crashed, on_outcome=record, on_progress=on_progress,
-                             cancel=cancel)
+                             cancel=cancel, quiet=not debug)
         summary.interrupted = not completed
     return summary

@@ -89,8 +89,12 @@ def _quiet(unraisable) -> None:
     own one-line outcome already says what went wrong."""
 
 
-def _worker(connection, task: Callable) -> None:
+def _worker(connection, task: Callable, quiet: bool) -> None:
     sys.unraisablehook = _quiet
+    if quiet:  # libraries' own prints (h5py's after a full disk): the outcome says it all
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGTERM, _on_term)
     while True:
@@ -106,7 +110,9 @@ def _worker(connection, task: Callable) -> None:
         except Cancelled:
             connection.send(("cancelled", None))
             return
-        leaving = _STOP.is_set() or _rss() > RECYCLE_BYTES
+        # A failed job may leave a library in a bad state (HDF5 after a full disk): the next
+        # job gets a fresh worker, as it does when this one has grown.
+        leaving = _STOP.is_set() or _rss() > RECYCLE_BYTES or outcome.status == "failed"
         connection.send(("done", outcome, leaving))
         if leaving:
             return
@@ -140,6 +146,7 @@ def run_jobs(
     on_outcome: Callable[[Outcome], None],
     on_progress: Callable[[object, int, int], None] | None = None,
     cancel: threading.Event | None = None,
+    quiet: bool = True,
 ) -> bool:
     """Run ``task(job, progress)`` for every job in worker processes; report each outcome.
 
@@ -164,6 +171,9 @@ def run_jobs(
     cancel : threading.Event, optional
         Set it (e.g. from a signal handler) to stop: busy jobs are stopped cleanly, pending
         ones are not started.
+    quiet : bool
+        Send what libraries print on the workers' stderr to /dev/null (the outcomes carry
+        every failure); False keeps it (``--debug``).
 
     Returns
     -------
@@ -177,7 +187,7 @@ def run_jobs(
 
     def start() -> _Slot:
         parent, child = context.Pipe()
-        process = context.Process(target=_worker, args=(child, task), daemon=True)
+        process = context.Process(target=_worker, args=(child, task, quiet), daemon=True)
         # Started with Ctrl-C ignored: a forkserver launched now keeps ignoring it, and so do
         # its workers, which the terminal's Ctrl-C would otherwise interrupt anywhere.
         main = threading.current_thread() is threading.main_thread()

@@ -204,3 +204,49 @@ def test_dataset_refuses_mixed_channel_counts(tmp_path):
 
 def test_display_escapes():
     assert display("a\tb\x07.wav") == "a\\tb\\x07.wav"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MB file system (tmpfs; needs root, as CI has): skipped where it cannot be made."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+                          capture_output=True)
+    if made.returncode:
+        pytest.skip("cannot mount a small file system here")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_full_disk_is_one_line_per_file_and_leaves_nothing(tmp_path, small_disk):
+    import subprocess
+    import sys
+
+    for index in range(3):
+        write_audio(tmp_path / "in" / f"s{index}.wav",
+                    music_like(10 * 44100, 44100, 2, seed=index) * 0.3, 44100, subtype="PCM_16")
+    command = [sys.executable, "-m", "msfreq"]
+    encoded = subprocess.run(command + ["encode", f"{tmp_path / 'in'}/", "-o", str(small_disk / "enc"),
+                                        "-j", "1"], capture_output=True, text=True, timeout=300)
+    assert encoded.returncode == 1
+    assert encoded.stderr.count("No space left on device [ENOSPC]") >= 2
+    assert "Traceback" not in encoded.stderr and "Exception ignored" not in encoded.stderr
+    assert all(line.startswith("failed: ") for line in encoded.stderr.splitlines())
+    assert not [p for p in small_disk.rglob("*") if p.name.endswith(msfreq.store.TEMP_SUFFIX)]
+    source = tmp_path / "one.wav.h5"
+    msfreq.convert.encode_file(tmp_path / "in" / "s0.wav", source)
+    outputs = [subprocess.run(command + ["decode", str(source), "-o", str(small_disk / f"{n}.wav")],
+                              capture_output=True, text=True, timeout=300) for n in range(2)]
+    assert outputs[1].returncode == 1
+    assert "write failed (No space left on device)" in outputs[1].stderr
+    assert "Traceback" not in outputs[1].stderr
+    assert sorted(p.name for p in small_disk.iterdir() if p.is_file()) == ["0.wav"]
+
+
+def test_inspect_of_a_missing_path_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(cli, ["inspect", str(tmp_path / "nope.h5")])
+    assert result.exit_code == 2 and "no such file or folder" in result.output
+    assert "duration" not in result.output  # no (empty) table first

@@ -203,8 +203,9 @@ def test_subprocess_round_trip(mixed, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("jobs", ["1", "2"])
-def test_ctrl_c_leaves_no_partial_files(tmp_path, jobs):
+@pytest.mark.parametrize(("jobs", "group"), [("1", False), ("2", False), ("2", True)])
+def test_ctrl_c_leaves_no_partial_files(tmp_path, jobs, group):
+    """Ctrl-C sent to the process, or to its whole group as a terminal does."""
     rate = 8000
     folder = tmp_path / "in"
     for index in range(6):
@@ -212,13 +213,16 @@ def test_ctrl_c_leaves_no_partial_files(tmp_path, jobs):
     out = tmp_path / "out"
     process = subprocess.Popen(
         [sys.executable, "-m", "msfreq", "encode", str(folder), "-o", str(out), "-j", jobs, "-b", "96"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=group,
     )
     deadline = time.time() + 120
     while time.time() < deadline and not list(out.rglob("*")):
         time.sleep(0.05)
     time.sleep(0.3)
-    process.send_signal(signal.SIGINT)
+    if group:
+        os.killpg(process.pid, signal.SIGINT)
+    else:
+        process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr

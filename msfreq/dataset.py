@@ -98,6 +98,17 @@ class Dataset:
         For an empty folder or files whose grids differ.
     FormatError
         For a file that is not a valid msfreq file.
+
+    Examples
+    --------
+    >>> import numpy as np, msfreq, tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> for i in range(3):
+    ...     _ = msfreq.save(msfreq.encode(np.random.default_rng(i).standard_normal(40000), 8000),
+    ...                     folder / f"t{i}.h5")
+    >>> dataset = msfreq.Dataset(folder, crop_seconds=1.0, seed=0, stacked=True)
+    >>> len(dataset), dataset[0].shape
+    (3, (1, 336, 64))
     """
 
     def __init__(

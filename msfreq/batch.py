@@ -67,6 +67,8 @@ __all__ = [
     "plan_encode",
     "plan_decode",
     "run_batch",
+    "run_on_executor",
+    "connect",
     "time_limit",
 ]
 
@@ -561,8 +563,10 @@ def run_batch(
     cancel=None,
     limit: Callable[[Job], float] = time_limit,
     task: Callable = convert,
+    executor=None,
 ) -> Summary:
-    """Run a plan's jobs in isolated worker processes and return the counts.
+    """Run a plan's jobs in isolated worker processes (or on an executor) and return the
+    counts.
 
     Stale temporary files of killed runs are removed from the output folders first.
 
@@ -571,6 +575,9 @@ def run_batch(
     plan : Plan
     workers : int
         Worker processes (a crashing or hanging file costs a worker, never the batch).
+    executor : distributed.Client or concurrent.futures.Executor, optional
+        Run the jobs there instead (see :func:`run_on_executor`); ``workers`` and ``limit``
+        are then the executor's business.
     on_outcome : callable, optional
         Called with each :class:`Outcome` as it arrives.
     on_progress : callable, optional
@@ -604,10 +611,112 @@ def run_batch(
             record(Outcome(job, "skipped", "exists"))
         else:
             todo.append(job)
-    if todo:
+    if todo and executor is not None:
+        summary.interrupted = not run_on_executor(todo, executor, task=task, on_outcome=record,
+                                                  cancel=cancel)
+    elif todo:
         debug = any(job.debug for job in todo)
         completed = run_jobs(todo, task, workers=max(1, min(workers, len(todo))), time_limit=limit,
                              crashed=_crashed, on_outcome=record, on_progress=on_progress,
                              cancel=cancel, quiet=not debug)
         summary.interrupted = not completed
     return summary
+
+
+def _remote(task: Callable, job: Job) -> Outcome:
+    """What an executor runs: the task, without progress within the file."""
+    return task(job, _no_progress)
+
+
+def _no_progress(done: int, total: int) -> None:
+    """Progress within a file is not reported from an executor."""
+
+
+def _is_dask(executor) -> bool:
+    return hasattr(executor, "scheduler") and hasattr(executor, "gather") and hasattr(executor, "cancel")
+
+
+def run_on_executor(
+    jobs: list[Job],
+    executor,
+    *,
+    task: Callable = convert,
+    on_outcome: Callable[[Outcome], None],
+    cancel=None,
+) -> bool:
+    """Run ``jobs`` as tasks of ``executor`` (a Dask ``distributed.Client``, or any
+    ``concurrent.futures`` executor); report each outcome as its task completes.
+
+    On a Dask cluster a worker that dies mid-file (killed, out of memory, a crash in a
+    library) makes Dask run the task again elsewhere; a file whose tasks keep killing their
+    workers is reported as failed once.  Outputs are written by the workers, atomically, on
+    the file system they share with this process; nothing goes through the scheduler but the
+    jobs and their one-line outcomes.
+
+    Returns
+    -------
+    bool
+        True if every job ran, False if ``cancel`` was set (outstanding tasks are cancelled).
+    """
+    if _is_dask(executor):
+        from distributed import wait as wait_dask
+
+        futures = {executor.submit(_remote, task, job, pure=False, retries=1): job for job in jobs}
+
+        def wait_some(pending):
+            done, rest = wait_dask(list(pending), timeout=0.2, return_when="FIRST_COMPLETED")
+            return done, rest
+    else:
+        from concurrent.futures import FIRST_COMPLETED
+        from concurrent.futures import wait as wait_futures
+
+        futures = {executor.submit(_remote, task, job): job for job in jobs}
+
+        def wait_some(pending):
+            return wait_futures(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+
+    pending = set(futures)
+    while pending:
+        if cancel is not None and cancel.is_set():
+            for future in pending:
+                future.cancel()
+            return False
+        try:
+            done, pending = wait_some(pending)
+        except TimeoutError:
+            continue
+        for future in done:
+            job = futures[future]
+            try:
+                outcome = future.result()
+            except Exception as error:  # the task itself never raises: its workers died
+                name = type(error).__name__
+                reason = "its workers kept dying (crash or out of memory)" if name == "KilledWorker" \
+                    else f"{name}: {error}"
+                outcome = Outcome(job, "failed", f"{display(job.source)}: {reason}")
+            on_outcome(outcome)
+        pending = set(pending)
+    return True
+
+
+def connect(address: str):
+    """Return a Dask ``distributed.Client`` for ``address`` (``tcp://host:port``) or for the
+    scheduler file at that path.
+
+    Raises
+    ------
+    ParameterError
+        If the ``dask`` extra is not installed, or the scheduler cannot be reached.
+    """
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ParameterError(
+            "--scheduler needs Dask's distributed package: pip install 'msfreq[dask]'"
+        ) from None
+    try:
+        if Path(address).is_file():
+            return Client(scheduler_file=address, timeout="15s")
+        return Client(address, timeout="15s")
+    except (OSError, TimeoutError, ValueError) as error:
+        raise ParameterError(f"cannot reach the Dask scheduler {address}: {error}") from None

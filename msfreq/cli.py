@@ -26,6 +26,7 @@ from msfreq.batch import (
     Plan,
     Summary,
     VerifyOptions,
+    connect,
     display,
     find_inputs,
     is_msfreq_file,
@@ -122,7 +123,17 @@ def _usage(action):
 
 
 def _run(verb: str, plan: Plan, *, jobs: int, quiet: bool, debug: bool,
-         line: Callable[[Outcome], str]) -> None:
+         line: Callable[[Outcome], str], scheduler: str | None = None) -> None:
+    client = _usage(lambda: connect(scheduler)) if scheduler else None
+    try:
+        _run_with(verb, plan, jobs=jobs, quiet=quiet, debug=debug, line=line, executor=client)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _run_with(verb: str, plan: Plan, *, jobs: int, quiet: bool, debug: bool,
+              line: Callable[[Outcome], str], executor) -> None:
     for problem in plan.problems:
         click.echo(f"failed: {problem}", err=True)
     if not quiet:
@@ -148,7 +159,7 @@ def _run(verb: str, plan: Plan, *, jobs: int, quiet: bool, debug: bool,
         try:
             summary = run_batch(plan, workers=jobs, on_outcome=on_outcome,
                                 on_progress=lambda job, done, total: progress.within(job.label, done, total),
-                                cancel=cancel)
+                                cancel=cancel, executor=executor)
         finally:
             progress.close()
     _finish(summary, verb, quiet)
@@ -207,6 +218,9 @@ _common_batch = [
     click.option("--overwrite", is_flag=True, help="Replace outputs that exist (default: skip them)."),
     click.option("-q", "--quiet", is_flag=True, help="No progress and no per-file lines; errors only."),
     click.option("--debug", is_flag=True, help="Show tracebacks of failures."),
+    click.option("--scheduler", default=None, metavar="ADDRESS",
+                 help="Run the files as tasks on this Dask scheduler (tcp://host:port, or a "
+                      "scheduler file); inputs and outputs on a file system the workers share."),
 ]
 
 
@@ -247,8 +261,8 @@ def cli() -> None:
                    "(see README for size against SNR). Default: exact.")
 @click.option("--sample-rate", type=click.IntRange(min=1), default=None,
               help="Resample to this rate first, to put a mixed collection on one grid.")
-def encode(inputs, output, jobs, overwrite, quiet, debug, bins_per_octave, fmin, n_octaves,
-           tuning, precision, compression, keep_bits, sample_rate) -> None:
+def encode(inputs, output, jobs, overwrite, quiet, debug, scheduler, bins_per_octave, fmin,
+           n_octaves, tuning, precision, compression, keep_bits, sample_rate) -> None:
     """Encode audio files and folders (searched recursively) into msfreq HDF5 files.
 
     \b
@@ -260,6 +274,7 @@ def encode(inputs, output, jobs, overwrite, quiet, debug, bins_per_octave, fmin,
       msfreq encode music/ -o encoded/
       msfreq encode track.wav -o track.h5
       msfreq encode kick.wav mix.flac -o out/ -b 24 --sample-rate 44100 -j 4
+      msfreq encode /shared/music/ -o /shared/encoded/ --scheduler tcp://10.0.0.5:8786
     """
     options = _usage(lambda: EncodeOptions(
         params=TransformParams(bins_per_octave=bins_per_octave, fmin=fmin, tuning=tuning,
@@ -268,7 +283,8 @@ def encode(inputs, output, jobs, overwrite, quiet, debug, bins_per_octave, fmin,
         keep_bits=keep_bits,
     ))
     plan = _usage(lambda: plan_encode(inputs, output, options, overwrite=overwrite, debug=debug))
-    _run("encoded", plan, jobs=jobs, quiet=quiet, debug=debug, line=_encode_line)
+    _run("encoded", plan, jobs=jobs, quiet=quiet, debug=debug, line=_encode_line,
+         scheduler=scheduler)
 
 
 @cli.command()
@@ -280,7 +296,7 @@ def encode(inputs, output, jobs, overwrite, quiet, debug, bins_per_octave, fmin,
 @click.option("--subtype", default=None,
               help="soundfile subtype (PCM_16, PCM_24, FLOAT, ...); default: the source's, or "
                    "the closest lossless one for --format.")
-def decode(inputs, output, jobs, overwrite, quiet, debug, audio_format, subtype) -> None:
+def decode(inputs, output, jobs, overwrite, quiet, debug, scheduler, audio_format, subtype) -> None:
     """Decode msfreq HDF5 files and folders back into audio.
 
     \b
@@ -299,7 +315,8 @@ def decode(inputs, output, jobs, overwrite, quiet, debug, audio_format, subtype)
         _usage(lambda: output_format("WAV", "PCM_16", format=audio_format, subtype=subtype,
                                      sample_rate=44100, channels=1))
     plan = _usage(lambda: plan_decode(inputs, output, options, overwrite=overwrite, debug=debug))
-    _run("decoded", plan, jobs=jobs, quiet=quiet, debug=debug, line=_decode_line)
+    _run("decoded", plan, jobs=jobs, quiet=quiet, debug=debug, line=_decode_line,
+         scheduler=scheduler)
 
 
 @cli.command()

@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $@
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,plot,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[test,plot,bench,dask]'
 	-$(BIN)/python -m pip install --quiet essentia || echo "essentia does not install here; the benchmark skips it"
 	touch $@
 
@@ -47,6 +47,7 @@ lint: $(STAMP)
 ## installs): benchmarks/RESULTS.md
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/storage.py
+	$(BIN)/python benchmarks/cluster.py
 	$(BIN)/python benchmarks/run.py
 
 samples: $(STAMP)

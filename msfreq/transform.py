@@ -121,8 +121,6 @@ def analyze(signal: np.ndarray, plan: Plan, *, workers: int | None = None) -> li
     """
     channels = signal.shape[0]
     real = np.finfo(plan.dtype).dtype
-    # Padded window entries read some valid index: their weight is 0 and the input finite.
-    trash = 0
     outputs = [
         np.empty(
             (channels, layout.band.n_bins, layout.frames), dtype=real if layout.real else plan.dtype
@@ -133,22 +131,43 @@ def analyze(signal: np.ndarray, plan: Plan, *, workers: int | None = None) -> li
         spectrum = sp_fft.rfft(signal[channel].astype(real, copy=False), workers=workers)
         for layout, output in zip(plan.layouts, outputs, strict=True):
             scale = real.type(layout.analysis_scale)
+            frames = layout.frames
             for rows in layout.row_groups(GROUP_COEFFICIENTS):
-                source = layout.source_index(trash, rows)
-                folded = np.zeros((source.shape[0], layout.frames), dtype=plan.dtype)
-                values = spectrum[source]
-                values *= layout.weights[rows]
-                if layout.real:
-                    # Negative-frequency mirror first; the direct values then overwrite the
-                    # self-conjugate points (DC, Nyquist), which must be counted once.
-                    np.put_along_axis(folded, (-source) % layout.frames, values.conj(), axis=1)
-                np.put_along_axis(folded, layout.frame_index(rows), values, axis=1)
+                folded = np.zeros((rows.stop - rows.start, frames), dtype=plan.dtype)
+                for row, target in zip(range(rows.start, rows.stop), folded, strict=True):
+                    first, width = int(layout.starts[row]), int(layout.widths[row])
+                    if not width:
+                        continue
+                    values = spectrum[first : first + width] * layout.weights[row, :width]
+                    if layout.real:
+                        # Negative-frequency mirror first; the direct values then overwrite the
+                        # self-conjugate points (DC, Nyquist), which must be counted once.
+                        _place(target, (-(first + width - 1)) % frames, values[::-1].conj())
+                    _place(target, first % frames, values)
                 folded = sp_fft.ifft(folded, axis=1, overwrite_x=True, workers=workers)
                 if layout.real:
                     np.multiply(folded.real, scale, out=output[channel, rows])
                 else:
                     np.multiply(folded, scale, out=output[channel, rows])
     return outputs
+
+
+def _place(target: np.ndarray, first: int, values: np.ndarray) -> None:
+    """Write ``values`` at positions ``first, first + 1, ...`` of the periodic ``target``
+    (no support is longer than a period, so the run wraps at most once)."""
+    size, count = target.shape[0], values.shape[0]
+    head = min(count, size - first)
+    target[first : first + head] = values[:head]
+    if head < count:
+        target[: count - head] = values[head:]
+
+
+def _take(source: np.ndarray, first: int, count: int) -> np.ndarray:
+    """Positions ``first, first + 1, ...`` (``count`` of them) of the periodic ``source``."""
+    size = source.shape[0]
+    if first + count <= size:
+        return source[first : first + count]
+    return np.concatenate([source[first:], source[: first + count - size]])
 
 
 def synthesize(
@@ -175,10 +194,9 @@ def synthesize(
     channels = coefficients[0].shape[0]
     real = np.finfo(plan.dtype).dtype
     n_freq = plan.length // 2 + 1
-    trash = n_freq
     signal = np.empty((channels, plan.length), dtype=real)
     for channel in range(channels):
-        spectrum = np.zeros(n_freq + 1, dtype=plan.dtype)
+        spectrum = np.zeros(n_freq, dtype=plan.dtype)
         for layout, band_coefficients in zip(plan.layouts, coefficients, strict=True):
             expected = (channels, layout.band.n_bins, layout.frames)
             if band_coefficients.shape != expected:
@@ -187,19 +205,19 @@ def synthesize(
                     f"got {band_coefficients.shape}"
                 )
             scale = real.type(layout.synthesis_scale)
+            frames = layout.frames
             for rows in layout.row_groups(GROUP_COEFFICIENTS):
                 periodic = sp_fft.fft(
                     band_coefficients[channel, rows].astype(plan.dtype, copy=False), axis=1,
                     workers=workers,
                 )
-                values = np.take_along_axis(periodic, layout.frame_index(rows), axis=1)
-                values *= layout.weights[rows] * scale
-                source = layout.source_index(trash, rows)
-                # Rows two apart have disjoint supports, so each += writes distinct indices
-                # (apart from the trash slot, which is discarded).
-                for parity in (0, 1):
-                    spectrum[source[parity::2]] += values[parity::2]
-        signal[channel] = sp_fft.irfft(spectrum[:n_freq], n=plan.length, workers=workers)
+                for row, source in zip(range(rows.start, rows.stop), periodic, strict=True):
+                    first, width = int(layout.starts[row]), int(layout.widths[row])
+                    if not width:
+                        continue
+                    values = _take(source, first % frames, width) * (layout.weights[row, :width] * scale)
+                    spectrum[first : first + width] += values
+        signal[channel] = sp_fft.irfft(spectrum, n=plan.length, workers=workers)
     return signal
 
 

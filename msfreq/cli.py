@@ -250,6 +250,8 @@ def cli() -> None:
               help="Number of octaves (default: as many as fit below Nyquist).")
 @click.option("--tuning", type=float, default=DEFAULT_TUNING, show_default=True,
               help="Frequency of A4 in Hz; bin centres lie on tuning * 2^(k/B).")
+@click.option("--oversampling", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Divide every hop by about N: N times the frames (for phase reconstruction).")
 @click.option("--precision", type=click.Choice(sorted(_PRECISIONS)), default=_DEFAULT_PRECISION,
               show_default=True, help="single: complex64 coefficients, double: complex128 "
                                       "(bit-identical 24-bit round trips).")
@@ -262,7 +264,7 @@ def cli() -> None:
 @click.option("--sample-rate", type=click.IntRange(min=1), default=None,
               help="Resample to this rate first, to put a mixed collection on one grid.")
 def encode(inputs, output, jobs, overwrite, quiet, debug, scheduler, bins_per_octave, fmin,
-           n_octaves, tuning, precision, compression, keep_bits, sample_rate) -> None:
+           n_octaves, tuning, oversampling, precision, compression, keep_bits, sample_rate) -> None:
     """Encode audio files and folders (searched recursively) into msfreq HDF5 files.
 
     \b
@@ -278,7 +280,7 @@ def encode(inputs, output, jobs, overwrite, quiet, debug, scheduler, bins_per_oc
     """
     options = _usage(lambda: EncodeOptions(
         params=TransformParams(bins_per_octave=bins_per_octave, fmin=fmin, tuning=tuning,
-                               n_octaves=n_octaves),
+                               n_octaves=n_octaves, oversampling=oversampling),
         dtype=_PRECISIONS[precision], compression=compression, sample_rate=sample_rate,
         keep_bits=keep_bits,
     ))

@@ -23,6 +23,7 @@ __all__ = [
     "COMPRESSIONS",
     "DTYPES",
     "MAX_BINS_PER_OCTAVE",
+    "MAX_OVERSAMPLING",
     "BLOCK_SECONDS",
     "TransformParams",
     "resolve_dtype",
@@ -44,6 +45,8 @@ DEFAULT_COMPRESSION = "zstd"
 COMPRESSIONS = ("zstd", "gzip", "none")
 #: Beyond this many bins per octave the windows are narrower than any useful analysis.
 MAX_BINS_PER_OCTAVE = 1024
+#: Frames per band are multiplied by at most this (hops divided by it).
+MAX_OVERSAMPLING = 64
 #: Audio longer than this (seconds) is transformed block by block in bounded memory.
 BLOCK_SECONDS = 180.0
 
@@ -72,12 +75,22 @@ class TransformParams:
         Reference frequency in Hz; bin centres lie on ``tuning * 2**(k / bins_per_octave)``.
     n_octaves : int or None
         Number of full octaves; ``None`` takes as many as fit below the Nyquist frequency.
+    oversampling : int
+        Divides every band's hop by about this factor (more frames, the same bins, the same
+        doubling per octave): about ``oversampling`` times the coefficients, still an exact
+        inverse.  Phase reconstruction needs the redundancy; storage does not.
+
+    Examples
+    --------
+    >>> TransformParams(bins_per_octave=24, oversampling=4)
+    TransformParams(bins_per_octave=24, fmin=16.351597831287414, tuning=440.0, n_octaves=None, oversampling=4)
     """
 
     bins_per_octave: int = DEFAULT_BINS_PER_OCTAVE
     fmin: float = DEFAULT_FMIN
     tuning: float = DEFAULT_TUNING
     n_octaves: int | None = None
+    oversampling: int = 1
 
     def __post_init__(self) -> None:
         bins = self.bins_per_octave
@@ -97,6 +110,13 @@ class TransformParams:
             if octaves < 1:
                 raise ParameterError(f"n_octaves must be >= 1, got {octaves!r}")
             object.__setattr__(self, "n_octaves", int(octaves))
+        factor = self.oversampling
+        if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) \
+                or not 1 <= factor <= MAX_OVERSAMPLING:
+            raise ParameterError(
+                f"oversampling must be an integer between 1 and {MAX_OVERSAMPLING}, got {factor!r}"
+            )
+        object.__setattr__(self, "oversampling", int(factor))
 
     def as_dict(self) -> dict:
         """Return the parameters as a plain dictionary."""

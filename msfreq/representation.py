@@ -391,6 +391,7 @@ def encode(
     fmin: float = DEFAULT_FMIN,
     tuning: float = DEFAULT_TUNING,
     n_octaves: int | None = None,
+    oversampling: int = 1,
     dtype: str | np.dtype = DEFAULT_DTYPE,
     workers: int | None = None,
     block_seconds: float | None = None,
@@ -404,7 +405,7 @@ def encode(
         Real audio samples (any scale; floats from soundfile are in [-1, 1]).
     sample_rate : int
         Samples per second.
-    bins_per_octave, fmin, tuning, n_octaves
+    bins_per_octave, fmin, tuning, n_octaves, oversampling
         See :class:`~msfreq.params.TransformParams`.
     dtype : {"complex64", "complex128"}
         Precision of the computation and of the coefficients.
@@ -429,7 +430,8 @@ def encode(
     (7, (2, 24, 256))
     """
     params = TransformParams(
-        bins_per_octave=bins_per_octave, fmin=fmin, tuning=tuning, n_octaves=n_octaves
+        bins_per_octave=bins_per_octave, fmin=fmin, tuning=tuning, n_octaves=n_octaves,
+        oversampling=oversampling,
     )
     complex_dtype = resolve_dtype(dtype)
     grid = _grid(sample_rate, params)

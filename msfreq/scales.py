@@ -291,7 +291,7 @@ def make_grid(sample_rate: int, params: TransformParams) -> Grid:
     # without aliasing (the "painless" condition).
     top_bin = top_first + bins - 1
     width = float(bin_frequency(top_bin + 1, params) - bin_frequency(top_bin - 1, params))
-    top_hop = smooth_number_at_most(sample_rate / width)
+    top_hop = smooth_number_at_most(sample_rate / width / params.oversampling)
     hop_unit = top_hop * 2 ** (n_octaves - 1)
 
     def residual_hop(band_width: float) -> int:
@@ -299,7 +299,7 @@ def make_grid(sample_rate: int, params: TransformParams) -> Grid:
         # 2 * band_width Hz plus one FFT sample; this bound keeps it within one period for
         # every multiple of hop_unit.
         return _largest_divisor_at_most(
-            hop_unit, 1.0 / (2.0 * band_width / sample_rate + 1.0 / hop_unit)
+            hop_unit, 1.0 / (2.0 * band_width / sample_rate + 1.0 / hop_unit) / params.oversampling
         )
 
     low_bin = first_bins[0]

@@ -87,12 +87,13 @@ def test_overwrite(mixed, tmp_path):
 
 def test_encode_options_reach_the_file(mixed, tmp_path):
     result = run("encode", mixed / "house.wav", "-o", tmp_path, "-b", "24", "--octaves", "6",
-                 "--tuning", "432", "--precision", "double", "--compression", "gzip",
+                 "--tuning", "432", "--precision", "double", "--compression", "gzip", "--oversampling", "2",
                  "--sample-rate", "22050")
     assert result.exit_code == 0, result.output
     header = msfreq.read_header(tmp_path / "house.wav.h5")
     assert header.grid.params.bins_per_octave == 24 and header.grid.n_octaves == 6
     assert header.grid.params.tuning == 432 and header.dtype == np.complex128
+    assert header.grid.params.oversampling == 2
     assert header.compression == "gzip" and header.grid.sample_rate == 22050
 
 

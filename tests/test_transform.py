@@ -309,3 +309,31 @@ def test_blocks_agree_with_the_whole_signal_transform():
         assert snr_db(whole[name].view(float), blocks[name].view(float)) >= 120
     y = msfreq.decode(blocks, block_seconds=2.0)
     assert snr_db(x, y) >= 150
+
+
+@pytest.mark.parametrize("oversampling", [1, 2, 3, 4, 8])
+@pytest.mark.parametrize(("dtype", "threshold"), [("complex64", 125.0), ("complex128", 250.0)])
+def test_oversampled_round_trips_are_exact(oversampling, dtype, threshold):
+    x = np.random.default_rng(oversampling).standard_normal((3 * 8000 + 11, 2))
+    rep = msfreq.encode(x, 8000, oversampling=oversampling, dtype=dtype)
+    plain = msfreq.encode(x, 8000, dtype=dtype)
+    for band, base in zip(rep.grid.octaves, plain.grid.octaves, strict=True):
+        assert base.hop / band.hop >= oversampling * 0.8  # about N times the frames
+        assert band.bins == base.bins
+    hops = [band.hop for band in rep.grid.octaves]
+    assert all(low == 2 * high for low, high in zip(hops[:-1], hops[1:], strict=True))  # doubling
+    assert snr_db(x, msfreq.decode(rep)) >= threshold
+    assert rep.stack().shape[1] == rep.grid.n_octaves * 48
+
+
+def test_oversampling_is_recorded(tmp_path):
+    rep = msfreq.encode(np.random.default_rng(0).standard_normal(8000), 8000, oversampling=4)
+    msfreq.save(rep, tmp_path / "o.h5")
+    header = msfreq.read_header(tmp_path / "o.h5")
+    assert header.grid.params.oversampling == 4 and header.grid.bands == rep.grid.bands
+
+
+@pytest.mark.parametrize("value", [0, 65, 1.5, True, "2"])
+def test_bad_oversampling(value):
+    with pytest.raises(ParameterError, match="oversampling must be an integer"):
+        msfreq.TransformParams(oversampling=value)

@@ -257,6 +257,7 @@ def _header(path: Path, handle: h5py.File) -> Header:
             fmin=get.number("fmin"),
             tuning=get.number("tuning"),
             n_octaves=get.integer("n_octaves", 1, 64),
+            oversampling=get.integer("oversampling", 1, 64) if strict else 1,
         )
         grid = make_grid(rate, params)
     except ParameterError as error:

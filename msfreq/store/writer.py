@@ -111,6 +111,7 @@ class Writer:
             "fmin": params.fmin,
             "tuning": params.tuning,
             "n_octaves": self.grid.n_octaves,
+            "oversampling": params.oversampling,
             "dtype": self.storage.dtype.name,
             "storage": self.storage.form,
             "keep_bits": -1 if self.storage.keep_bits is None else self.storage.keep_bits,

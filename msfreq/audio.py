@@ -368,11 +368,19 @@ class Checksum:
     def __init__(self, subtype: str) -> None:
         self.subtype = subtype
         self._hash = hashlib.sha256()
+        #: For integer subtypes, the largest distance (in LSB) of a sample from the integer
+        #: level it rounds to: how close the samples came to rounding otherwise.
+        self.worst = 0.0
 
     def update(self, samples: np.ndarray) -> None:
         """Add float samples, shape (frames, channels)."""
+        bits = _INTEGER_BITS.get(self.subtype)
         for first in range(0, samples.shape[0], _WRITE_FRAMES):
-            data = quantize(samples[first : first + _WRITE_FRAMES], self.subtype)
+            piece = samples[first : first + _WRITE_FRAMES]
+            if bits is not None and piece.size:
+                scaled = np.asarray(piece, dtype=np.float64) * float(2 ** (bits - 1))
+                self.worst = max(self.worst, float(np.abs(scaled - np.rint(scaled)).max()))
+            data = quantize(piece, self.subtype)
             self._hash.update(np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<")).tobytes())
 
     def hexdigest(self) -> str:
@@ -398,7 +406,6 @@ class AudioWriter:
         self.channels = channels
         self.format = format
         self.subtype = subtype
-        self._hash = Checksum(subtype)
         self.clipped = 0
         self.peak = 0.0
         self._atomic: contextlib.AbstractContextManager | None = None
@@ -428,15 +435,10 @@ class AudioWriter:
             self.clipped += clipped
             self.peak = max(self.peak, peak)
             data = quantize(piece, self.subtype)
-            self._hash.update(piece)
             try:
                 self._file.write(data)
             except (sf.LibsndfileError, RuntimeError) as error:
                 raise AudioError(f"{self.path}: write failed ({_write_reason(error, self.path)})") from None
-
-    def checksum(self) -> str:
-        """SHA-256 of the samples written, computed as :class:`AudioReader` does."""
-        return self._hash.hexdigest()
 
     def __exit__(self, kind, error, traceback) -> None:
         try:

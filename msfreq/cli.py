@@ -40,7 +40,7 @@ from msfreq.params import (
     COMPRESSIONS,
     DEFAULT_BINS_PER_OCTAVE,
     DEFAULT_COMPRESSION,
-    DEFAULT_DTYPE,
+    DEFAULT_FILE_DTYPE,
     DEFAULT_FMIN,
     DEFAULT_TUNING,
     TransformParams,
@@ -49,8 +49,8 @@ from msfreq.version import __version__
 
 __all__ = ["main", "cli"]
 
-_PRECISIONS = {"single": "complex64", "double": "complex128"}
-_DEFAULT_PRECISION = {value: key for key, value in _PRECISIONS.items()}[DEFAULT_DTYPE]
+_PRECISIONS = {"auto": "auto", "single": "complex64", "double": "complex128"}
+_DEFAULT_PRECISION = {value: key for key, value in _PRECISIONS.items()}[DEFAULT_FILE_DTYPE]
 
 
 def _cpu_count() -> int:
@@ -253,8 +253,8 @@ def cli() -> None:
 @click.option("--oversampling", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Divide every hop by about N: N times the frames (for phase reconstruction).")
 @click.option("--precision", type=click.Choice(sorted(_PRECISIONS)), default=_DEFAULT_PRECISION,
-              show_default=True, help="single: complex64 coefficients, double: complex128 "
-                                      "(bit-identical 24-bit round trips).")
+              show_default=True, help="single: complex64 coefficients, double: complex128; "
+                                      "auto: double for 17-24-bit sources (bit-identical), else single.")
 @click.option("--compression", type=click.Choice(COMPRESSIONS), default=DEFAULT_COMPRESSION,
               show_default=True, help="zstd: fast and small (needs hdf5plugin to read in plain "
                                       "h5py); gzip: opened by any HDF5 reader; none.")

@@ -19,6 +19,8 @@ __all__ = [
     "DEFAULT_FMIN",
     "DEFAULT_TUNING",
     "DEFAULT_DTYPE",
+    "DEFAULT_FILE_DTYPE",
+    "EXACT_BITS",
     "DEFAULT_COMPRESSION",
     "COMPRESSIONS",
     "DTYPES",
@@ -38,6 +40,12 @@ DEFAULT_TUNING = 440.0
 #: Storage and compute precision of the coefficients.
 DEFAULT_DTYPE = "complex64"
 DTYPES = ("complex64", "complex128")
+#: Precision of encoded files: ``"auto"`` computes integer sources of 17 to 24 bits in
+#: complex128, which gives them back bit-identically (complex64's rounding is about 2**-22 of
+#: full scale: enough for 16 bits, not for 24), and everything else in complex64.
+DEFAULT_FILE_DTYPE = "auto"
+#: Integer bit depths whose samples each precision can give back exactly.
+EXACT_BITS = {"complex64": 16, "complex128": 24}
 #: Lossless HDF5 compression of the coefficient datasets: ``zstd`` (bitshuffle + zstd, through
 #: hdf5plugin; plain-h5py readers need ``import hdf5plugin``), ``gzip`` (shuffle + deflate,
 #: opened by every HDF5 reader without plugins) or ``none``.

@@ -296,7 +296,8 @@ _WORK_BYTES = 24
 
 
 def block_schedule(
-    grid: Grid, n_samples: int, channels: int = 1, *, block_seconds: float | None = None
+    grid: Grid, n_samples: int, channels: int = 1, *, dtype: np.dtype | str = "complex64",
+    block_seconds: float | None = None,
 ) -> BlockSchedule | None:
     """Return the block schedule for ``n_samples``, or ``None`` if one block suffices.
 
@@ -304,6 +305,8 @@ def block_schedule(
     ----------
     grid : Grid
     n_samples, channels : int
+    dtype : numpy dtype
+        Complex dtype of the transform (complex128 takes twice the memory).
     block_seconds : float, optional
         Audio per block.  Default: as long as :data:`BLOCK_BYTES` allows for this many
         channels at this sample rate (the margins span a fixed time, about a minute, whatever
@@ -312,10 +315,12 @@ def block_schedule(
     units = transform_units(n_samples, grid)
     margins = 2 * MARGIN_UNITS * grid.hop_unit
     if block_seconds is None:
-        whole = units * grid.hop_unit * channels * (_KEPT_BYTES + _WORK_BYTES)
+        width = np.dtype(dtype).itemsize / 8  # the figures below are for complex64
+        kept, work = _KEPT_BYTES * width, _WORK_BYTES * width
+        whole = units * grid.hop_unit * channels * (kept + work)
         if whole <= BLOCK_BYTES and units * grid.hop_unit <= BLOCK_SECONDS * grid.sample_rate * 1.5:
             return None
-        room = (BLOCK_BYTES - margins * _WORK_BYTES) / (channels * _KEPT_BYTES + _WORK_BYTES)
+        room = (BLOCK_BYTES - margins * work) / (channels * kept + work)
         seconds = min(BLOCK_SECONDS, max(room, grid.hop_unit) / grid.sample_rate)
     else:
         seconds = float(block_seconds)
@@ -518,7 +523,7 @@ def analyze_signal(
     coefficients : list of ndarray
         Per band, shape ``(channels, n_bins, (stop_unit - first_unit) * hop_unit / hop)``.
     """
-    schedule = block_schedule(grid, n_samples, channels, block_seconds=block_seconds)
+    schedule = block_schedule(grid, n_samples, channels, dtype=dtype, block_seconds=block_seconds)
     if schedule is not None:
         yield from analyze_blocks(read, n_samples, channels, schedule, dtype, workers=workers)
         return
@@ -557,7 +562,7 @@ def synthesize_signal(
     samples : ndarray, shape (channels, n)
         Consecutive blocks that together hold the ``n_samples`` samples.
     """
-    schedule = block_schedule(grid, n_samples, channels, block_seconds=block_seconds)
+    schedule = block_schedule(grid, n_samples, channels, dtype=dtype, block_seconds=block_seconds)
     if schedule is not None:
         yield from synthesize_blocks(read, n_samples, channels, schedule, dtype, workers=workers)
         return

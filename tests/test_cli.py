@@ -58,15 +58,16 @@ def test_decode_restores_16_bit_identically(mixed, tmp_path):
     result = run("decode", f"{tmp_path / 'enc'}/", "-o", tmp_path / "dec", "-j", "1")
     assert result.exit_code == 0, result.output
     assert "decoded 4, skipped 0, failed 0" in result.output
-    # the three 16-bit sources are bit-identical; the 24-bit FLAC is within 24-bit LSBs
-    assert result.output.count(", bit-identical to the source") == 3
-    assert result.output.count("not bit-identical to the source") == 1
-    for name in ["house.wav", "drums/kick.wav", "pads/wide.aiff"]:
+    # every source comes back bit-identical: the 16-bit ones from complex64, the 24-bit FLAC
+    # from complex128 (the automatic precision for 17-24-bit sources)
+    assert result.output.count(", bit-identical to the source") == 4
+    assert "not bit-identical" not in result.output
+    for name in ["house.wav", "drums/kick.wav", "pads/wide.aiff", "drums/kick.flac"]:
         source = mixed / name
         back = tmp_path / "dec" / name  # the source's own name
-        a = sf.read(str(source), dtype="int16")[0]
-        b = sf.read(str(back), dtype="int16")[0]
-        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(sf.read(str(source), dtype="int32")[0],
+                                      sf.read(str(back), dtype="int32")[0])
+    assert msfreq.read_header(tmp_path / "enc" / "drums" / "kick.flac.h5").dtype == np.complex128
 
 
 def test_parallel_jobs(mixed, tmp_path):
@@ -103,7 +104,8 @@ def test_cli_defaults_come_from_the_library():
     assert encode["fmin"].default == params.DEFAULT_FMIN
     assert encode["tuning"].default == params.DEFAULT_TUNING
     assert encode["compression"].default == params.DEFAULT_COMPRESSION
-    assert {"single": "complex64", "double": "complex128"}[encode["precision"].default] == params.DEFAULT_DTYPE
+    assert {"auto": "auto", "single": "complex64", "double": "complex128"}[encode["precision"].default] \
+        == params.DEFAULT_FILE_DTYPE
 
 
 @pytest.mark.parametrize(

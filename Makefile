@@ -48,6 +48,7 @@ lint: $(STAMP)
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/storage.py
 	$(BIN)/python benchmarks/cluster.py
+	$(BIN)/python benchmarks/phase.py
 	$(BIN)/python benchmarks/run.py
 
 samples: $(STAMP)

@@ -3,6 +3,7 @@
 from msfreq.dataset import Dataset
 from msfreq.errors import AudioError, FormatError, MsfreqError, ParameterError
 from msfreq.params import TransformParams
+from msfreq.phase import reconstruct_phase, unstack
 from msfreq.representation import Representation, decode, encode
 from msfreq.store import Header, load, read_header, save, verify
 from msfreq.version import __version__
@@ -21,6 +22,8 @@ __all__ = [
     "encode",
     "load",
     "read_header",
+    "reconstruct_phase",
     "save",
+    "unstack",
     "verify",
 ]

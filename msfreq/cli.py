@@ -298,7 +298,13 @@ def encode(inputs, output, jobs, overwrite, quiet, debug, scheduler, bins_per_oc
 @click.option("--subtype", default=None,
               help="soundfile subtype (PCM_16, PCM_24, FLOAT, ...); default: the source's, or "
                    "the closest lossless one for --format.")
-def decode(inputs, output, jobs, overwrite, quiet, debug, scheduler, audio_format, subtype) -> None:
+@click.option("--phase", type=click.Choice(["stored", "reconstruct"]), default="stored",
+              show_default=True, help="reconstruct: ignore the stored phase and rebuild it from "
+                                      "the magnitudes (how a magnitude-only model would sound).")
+@click.option("--iterations", type=click.IntRange(min=0), default=100, show_default=True,
+              help="Fast Griffin-Lim iterations for --phase reconstruct.")
+def decode(inputs, output, jobs, overwrite, quiet, debug, scheduler, audio_format, subtype, phase,
+           iterations) -> None:
     """Decode msfreq HDF5 files and folders back into audio.
 
     \b
@@ -311,8 +317,10 @@ def decode(inputs, output, jobs, overwrite, quiet, debug, scheduler, audio_forma
       msfreq decode encoded/ -o decoded/
       msfreq decode mix.wav.h5 -o mix.wav
       msfreq decode mix.wav.h5 -o out/ --format FLAC
+      msfreq decode mix.wav.h5 -o heard.wav --phase reconstruct --iterations 200
     """
-    options = DecodeOptions(format=audio_format, subtype=subtype)
+    options = _usage(lambda: DecodeOptions(format=audio_format, subtype=subtype, phase=phase,
+                                           iterations=iterations))
     if audio_format or subtype:
         _usage(lambda: output_format("WAV", "PCM_16", format=audio_format, subtype=subtype,
                                      sample_rate=44100, channels=1))

@@ -39,6 +39,7 @@ __all__ = [
     "decode_file",
     "decoded_format",
     "decoded_checksum",
+    "PHASES",
     "file_dtype",
     "ROUNDING_GUARD",
     "verify_decode",
@@ -106,12 +107,31 @@ class DecodeOptions:
         :func:`msfreq.audio.output_format`).
     block_seconds, workers
         As in :class:`EncodeOptions`.
+    phase : {"stored", "reconstruct"}
+        ``reconstruct`` rebuilds the phase from the magnitudes (:func:`msfreq.reconstruct_phase`,
+        ``iterations`` of fast Griffin-Lim; the whole file is held in memory); it is how a
+        magnitude file is decoded.
+    iterations : int
     """
 
     format: str | None = None
     subtype: str | None = None
     block_seconds: float | None = None
     workers: int | None = None
+    phase: str = "stored"
+    iterations: int = 100
+
+    def __post_init__(self) -> None:
+        if self.phase not in PHASES:
+            raise ParameterError(f"phase must be one of {PHASES}, got {self.phase!r}")
+        if isinstance(self.iterations, bool) or not isinstance(self.iterations, (int, np.integer)) \
+                or self.iterations < 0:
+            raise ParameterError(f"iterations must be an integer >= 0, got {self.iterations!r}")
+
+
+#: ``stored``: decode the coefficients; ``reconstruct``: ignore the stored phase and rebuild
+#: it from the magnitudes (what a magnitude-only model's output would sound like).
+PHASES = ("stored", "reconstruct")
 
 
 @dataclass(frozen=True)
@@ -476,6 +496,14 @@ def decode_file(
     header = read_header(source)
     chosen_format, chosen_subtype, _, losses = decoded_format(header, options)
     grid = header.grid
+    if options.phase == "reconstruct":
+        return _decode_reconstructed(source, destination, header, options, chosen_format,
+                                     chosen_subtype, losses, began, progress)
+    if header.storage.magnitudes:
+        raise ParameterError(
+            f"{source}: holds magnitudes only (no phase): decode it with --phase reconstruct "
+            "(msfreq.reconstruct_phase in Python)"
+        )
     subtype, recorded = _check(header)
     with open_reader(source) as reader, AudioWriter(
         destination, grid.sample_rate, header.n_channels, chosen_format, chosen_subtype
@@ -506,6 +534,31 @@ def decode_file(
         identical=identical,
         elapsed=time.perf_counter() - began,
         losses=losses,
+    )
+
+
+def _decode_reconstructed(source, destination, header: Header, options: DecodeOptions,
+                          chosen_format: str, chosen_subtype: str, losses: tuple, began: float,
+                          progress: Progress | None) -> DecodeReport:
+    from msfreq.phase import reconstruct_phase
+    from msfreq.representation import decode
+
+    with open_reader(source) as reader:
+        loaded = reader.load()
+    magnitudes = loaded if header.storage.magnitudes else loaded.abs()
+    del loaded
+    rebuilt = reconstruct_phase(magnitudes, n_iter=options.iterations, progress=progress)
+    samples = decode(rebuilt)
+    with AudioWriter(destination, header.grid.sample_rate, header.n_channels, chosen_format,
+                     chosen_subtype) as writer:
+        writer.write(samples)
+    losses = losses + (f"phase rebuilt from the magnitudes ({options.iterations} iterations)",)
+    if writer.clipped:
+        losses = losses + (f"clipped {writer.clipped} samples (peak {writer.peak:.4f})",)
+    return DecodeReport(
+        source=Path(source), destination=Path(destination), seconds=header.duration,
+        format=chosen_format, subtype=chosen_subtype, identical=None,
+        elapsed=time.perf_counter() - began, losses=losses,
     )
 
 

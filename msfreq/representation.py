@@ -212,6 +212,34 @@ class Representation:
             and self._channels == tuple(range(self._n_channels))
         )
 
+    @property
+    def is_magnitude(self) -> bool:
+        """Whether the octave bands hold magnitudes (real) rather than complex coefficients."""
+        return any(not band.is_residual for band in self._bands) and not any(
+            np.iscomplexobj(self._coefficients[band.name]) for band in self._bands
+            if not band.is_residual
+        )
+
+    def abs(self) -> Representation:
+        """The same representation holding magnitudes ``|c|`` (real arrays, residuals too).
+
+        :func:`msfreq.save` stores it as a magnitude file; :func:`msfreq.decode` refuses it;
+        :func:`msfreq.reconstruct_phase` turns it back into coefficients.
+
+        Examples
+        --------
+        >>> import numpy as np, msfreq
+        >>> mags = msfreq.encode(np.ones(8000), 8000).abs()
+        >>> mags.is_magnitude, mags["octave_03"].dtype
+        (True, dtype('float32'))
+        """
+        return Representation(
+            {name: np.abs(self._coefficients[name]) for name in self.names},
+            grid=self._grid, n_samples=self._n_samples, offset=self._offset,
+            length=self._length, channels=self._channels, n_channels=self._n_channels,
+            source=self.source,
+        )
+
     def octave(self, number: int) -> np.ndarray:
         """Return the coefficients of octave ``number`` (0 = lowest), shape
         (channels, bins_per_octave, frames).
@@ -505,6 +533,11 @@ def decode(
         raise ParameterError(
             "only a complete representation can be decoded (this one is partial: "
             f"{representation!r})"
+        )
+    if representation.is_magnitude:
+        raise ParameterError(
+            "this representation holds magnitudes only (no phase): rebuild the phase with "
+            "msfreq.reconstruct_phase(...) first"
         )
     grid = representation.grid
     units = representation.length // grid.hop_unit

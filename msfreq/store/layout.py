@@ -158,11 +158,19 @@ class Storage:
         coefficients are stored as floats.
     keep_bits : int or None
         Float storage with mantissas rounded to this many bits (None: not rounded).
+    magnitudes : bool
+        The file holds magnitudes ``|c|`` (real, every band), not coefficients.
     """
 
     dtype: np.dtype
     steps: tuple[float, ...] | None = None
     keep_bits: int | None = None
+    magnitudes: bool = False
+
+    @property
+    def content(self) -> str:
+        """``"magnitudes"`` or ``"coefficients"``."""
+        return "magnitudes" if self.magnitudes else "coefficients"
 
     @property
     def form(self) -> str:
@@ -171,7 +179,11 @@ class Storage:
 
     def stored_dtype(self, band: Band) -> np.dtype:
         """dtype of ``band``'s dataset."""
-        return np.dtype(np.int32) if self.steps is not None else band.coefficient_dtype(self.dtype)
+        if self.steps is not None:
+            return np.dtype(np.int32)
+        if self.magnitudes:
+            return np.finfo(self.dtype).dtype
+        return band.coefficient_dtype(self.dtype)
 
     def stored_shape(self, band: Band, n_channels: int, frames: int) -> tuple[int, ...]:
         """Shape of ``band``'s dataset: complex levels have a trailing axis (real, imaginary)."""
@@ -255,8 +267,10 @@ class Header:
         return (
             f"Header({self.path.name}: {self.duration:.3f} s, {self.grid.sample_rate} Hz, "
             f"{self.n_channels} channel(s), {self.grid.n_octaves} octaves x "
-            f"{self.grid.params.bins_per_octave} bins, {self.storage.dtype.name} "
-            f"{self.storage.form}, {self.compression}, v{self.format_version})"
+            f"{self.grid.params.bins_per_octave} bins, "
+            + ("magnitudes " if self.storage.magnitudes else "")
+            + f"{self.storage.dtype.name} {self.storage.form}, {self.compression}, "
+            f"v{self.format_version})"
         )
 
 

@@ -274,13 +274,17 @@ def _header(path: Path, handle: h5py.File) -> Header:
     exact = None
     if strict:
         form = get.text("storage", ("float", "levels"))
+        magnitudes = get.text("content", ("coefficients", "magnitudes")) == "magnitudes"
+        if magnitudes and form != "float":
+            raise _fail(path, "a magnitude file must have float storage")
         keep_bits = get.integer("keep_bits", -1, np.finfo(dtype).nmant)
         exact_flag = get.integer("exact", -1, 1)
         exact = None if exact_flag < 0 else bool(exact_flag)
         if keep_bits == 0 or (form == "levels" and keep_bits != -1):
             raise _fail(path, f"keep_bits {keep_bits} does not fit storage {form!r}")
         steps = _steps(path, handle, grid) if form == "levels" else None
-        storage = Storage(dtype=dtype, steps=steps, keep_bits=None if keep_bits < 0 else keep_bits)
+        storage = Storage(dtype=dtype, steps=steps, keep_bits=None if keep_bits < 0 else keep_bits,
+                          magnitudes=magnitudes)
     else:
         storage = Storage(dtype=dtype)
     header = Header(

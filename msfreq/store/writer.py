@@ -138,6 +138,7 @@ class Writer:
             "oversampling": params.oversampling,
             "dtype": self.storage.dtype.name,
             "storage": self.storage.form,
+            "content": self.storage.content,
             "keep_bits": -1 if self.storage.keep_bits is None else self.storage.keep_bits,
             "compression": self.compression,
             "phase_convention": "absolute time: c[n] = sum_t x[t] conj(psi(t - n*hop))",
@@ -259,6 +260,9 @@ def save(
 ) -> Path:
     """Write a complete ``representation`` to ``path`` (atomically).
 
+    A representation of magnitudes (:meth:`Representation.abs`) makes a magnitude file,
+    which :func:`load` reads back and ``decode`` refuses.
+
     Parameters
     ----------
     representation : Representation
@@ -286,7 +290,8 @@ def save(
     if not representation.complete:
         raise ParameterError("only a complete representation can be saved")
     grid = representation.grid
-    storage = Storage(dtype=representation.dtype, keep_bits=keep_bits)
+    storage = Storage(dtype=representation.dtype, keep_bits=keep_bits,
+                      magnitudes=representation.is_magnitude)
     if keep_bits is not None:
         storage.to_stored(0, np.zeros(1, dtype=representation.dtype))  # validates keep_bits
     with Writer(

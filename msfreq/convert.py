@@ -28,7 +28,13 @@ from msfreq.quantize import STEP_FRACTIONS, band_steps, lsb
 from msfreq.representation import Progress
 from msfreq.scales import Grid, make_grid
 from msfreq.store import Header, Storage, Writer, open_reader, read_header
-from msfreq.transform import analyze_signal, block_schedule, synthesize_signal, transform_units
+from msfreq.transform import (
+    BLOCK_BYTES,
+    analyze_signal,
+    block_schedule,
+    synthesize_signal,
+    transform_units,
+)
 
 __all__ = [
     "EncodeOptions",
@@ -262,7 +268,8 @@ def decoded_checksum(
     checksum = Checksum(subtype)
     units = transform_units(n_samples, grid)
     for start, block in synthesize_signal(read, n_samples, channels, grid, dtype,
-                                          block_seconds=block_seconds, workers=workers):
+                                          block_seconds=block_seconds, memory=BLOCK_BYTES,
+                                          workers=workers):
         samples = block.T
         checksum.update(samples)
         if sink is not None:
@@ -333,9 +340,9 @@ def encode_file(
         units = transform_units(n_samples, grid)
         whole = None
         if block_schedule(grid, n_samples, info.channels, dtype=dtype,
-                          block_seconds=options.block_seconds) is None:
+                          block_seconds=options.block_seconds, memory=BLOCK_BYTES) is None:
             whole = next(iter(analyze_signal(read, n_samples, info.channels, grid, dtype,
-                                             workers=options.workers)))[2]
+                                             memory=BLOCK_BYTES, workers=options.workers)))[2]
         for storage, last in _storages(info, options, grid, resampled, dtype):
             try:
                 exact = _write(destination, reader, read, n_samples, info, grid, storage, whole,
@@ -387,7 +394,7 @@ def _write(destination, reader: AudioReader, read, n_samples: int, info: AudioIn
         else:
             for first, stop, arrays in analyze_signal(
                 read, n_samples, info.channels, grid, dtype,
-                block_seconds=options.block_seconds, workers=options.workers,
+                block_seconds=options.block_seconds, memory=BLOCK_BYTES, workers=options.workers,
             ):
                 stored = [storage.to_stored(index, values) for index, values in enumerate(arrays)]
                 if any(values is None for values in stored):

@@ -297,7 +297,7 @@ _WORK_BYTES = 24
 
 def block_schedule(
     grid: Grid, n_samples: int, channels: int = 1, *, dtype: np.dtype | str = "complex64",
-    block_seconds: float | None = None,
+    block_seconds: float | None = None, memory: int | None = None,
 ) -> BlockSchedule | None:
     """Return the block schedule for ``n_samples``, or ``None`` if one block suffices.
 
@@ -308,22 +308,27 @@ def block_schedule(
     dtype : numpy dtype
         Complex dtype of the transform (complex128 takes twice the memory).
     block_seconds : float, optional
-        Audio per block.  Default: as long as :data:`BLOCK_BYTES` allows for this many
-        channels at this sample rate (the margins span a fixed time, about a minute, whatever
-        the block), capped at :data:`msfreq.params.BLOCK_SECONDS`.
+        Audio per block; default :data:`msfreq.params.BLOCK_SECONDS`, or with ``memory``, as
+        long as that budget allows.
+    memory : int, optional
+        Bytes a block may take (e.g. :data:`BLOCK_BYTES`): blocks as long as that allows for
+        this many channels at this sample rate (the margins span a fixed time, about a minute,
+        whatever the block), capped at :data:`msfreq.params.BLOCK_SECONDS`.  The file
+        converters use it; in memory, where the whole signal is held anyway, the default is
+        by time alone.
     """
     units = transform_units(n_samples, grid)
     margins = 2 * MARGIN_UNITS * grid.hop_unit
-    if block_seconds is None:
+    if block_seconds is None and memory is not None:
         width = np.dtype(dtype).itemsize / 8  # the figures below are for complex64
         kept, work = _KEPT_BYTES * width, _WORK_BYTES * width
         whole = units * grid.hop_unit * channels * (kept + work)
-        if whole <= BLOCK_BYTES and units * grid.hop_unit <= BLOCK_SECONDS * grid.sample_rate * 1.5:
+        if whole <= memory and units * grid.hop_unit <= BLOCK_SECONDS * grid.sample_rate * 1.5:
             return None
-        room = (BLOCK_BYTES - margins * work) / (channels * kept + work)
+        room = (memory - margins * work) / (channels * kept + work)
         seconds = min(BLOCK_SECONDS, max(room, grid.hop_unit) / grid.sample_rate)
     else:
-        seconds = float(block_seconds)
+        seconds = BLOCK_SECONDS if block_seconds is None else float(block_seconds)
         if not seconds > 0:
             raise ParameterError(f"block_seconds must be > 0, got {block_seconds!r}")
     block_units = max(int(seconds * grid.sample_rate // grid.hop_unit), 1)
@@ -500,6 +505,7 @@ def analyze_signal(
     dtype: np.dtype,
     *,
     block_seconds: float | None = None,
+    memory: int | None = None,
     workers: int | None = None,
 ) -> Iterator[tuple[int, int, list[np.ndarray]]]:
     """Transform a signal that ``read`` gives access to: whole if short, else in blocks.
@@ -513,7 +519,7 @@ def analyze_signal(
     grid : Grid
     dtype : numpy dtype
         Complex dtype of the coefficients.
-    block_seconds : float, optional
+    block_seconds, memory : optional
         See :func:`block_schedule`.
 
     Yields
@@ -523,7 +529,8 @@ def analyze_signal(
     coefficients : list of ndarray
         Per band, shape ``(channels, n_bins, (stop_unit - first_unit) * hop_unit / hop)``.
     """
-    schedule = block_schedule(grid, n_samples, channels, dtype=dtype, block_seconds=block_seconds)
+    schedule = block_schedule(grid, n_samples, channels, dtype=dtype, block_seconds=block_seconds,
+                              memory=memory)
     if schedule is not None:
         yield from analyze_blocks(read, n_samples, channels, schedule, dtype, workers=workers)
         return
@@ -541,10 +548,11 @@ def synthesize_signal(
     dtype: np.dtype,
     *,
     block_seconds: float | None = None,
+    memory: int | None = None,
     workers: int | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Rebuild the signal whose coefficients ``read`` gives access to (inverse of
-    :func:`analyze_signal`, with the same ``block_seconds``).
+    :func:`analyze_signal`, with the same ``block_seconds`` and ``memory``).
 
     Parameters
     ----------
@@ -562,7 +570,8 @@ def synthesize_signal(
     samples : ndarray, shape (channels, n)
         Consecutive blocks that together hold the ``n_samples`` samples.
     """
-    schedule = block_schedule(grid, n_samples, channels, dtype=dtype, block_seconds=block_seconds)
+    schedule = block_schedule(grid, n_samples, channels, dtype=dtype, block_seconds=block_seconds,
+                              memory=memory)
     if schedule is not None:
         yield from synthesize_blocks(read, n_samples, channels, schedule, dtype, workers=workers)
         return

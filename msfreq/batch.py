@@ -365,6 +365,25 @@ def _single_file(found, output: Path, wants: Callable[[Path], bool]) -> bool:
     return len(found) == 1 and wants(output) and not output.is_dir()
 
 
+def _plan(inputs, output, options, *, is_wanted: Callable[[Path], bool],
+          names_a_file: Callable[[Path], bool], name_of: Callable[[Path, str], str],
+          overwrite: bool, debug: bool) -> Plan:
+    """The shared planning of encode and decode: find, name, check, and make the jobs."""
+    output = Path(output)
+    present: list[Path] = []
+    found, ignored, problems = find_inputs(inputs, is_wanted, skip=output, present=present)
+    if _single_file(found, output, names_a_file):
+        source, relative = found[0]
+        jobs = [Job(source, output, display(relative), options, overwrite, debug)]
+    else:
+        if output.exists() and not output.is_dir():
+            raise ParameterError(f"output {display(output)} exists and is not a folder")
+        jobs = [Job(source, output / relative.parent / name_of(source, relative.name),
+                    display(relative), options, overwrite, debug) for source, relative in found]
+    _check_outputs(jobs, _resolved(present))
+    return Plan(jobs=jobs, ignored=ignored, problems=problems, output=output)
+
+
 def plan_encode(
     inputs: Iterable[str | os.PathLike],
     output: str | os.PathLike,
@@ -380,22 +399,10 @@ def plan_encode(
     ParameterError
         If an input does not exist, two inputs map to one output, or an output is an input.
     """
-    options = EncodeOptions() if options is None else options
-    output = Path(output)
-    present: list[Path] = []
-    found, ignored, problems = find_inputs(inputs, is_audio_file, skip=output, present=present)
-    jobs = []
-    if _single_file(found, output, has_msfreq_suffix):
-        source, relative = found[0]
-        jobs.append(Job(source, output, display(relative), options, overwrite, debug))
-    else:
-        if output.exists() and not output.is_dir():
-            raise ParameterError(f"output {display(output)} exists and is not a folder")
-        for source, relative in found:
-            destination = output / relative.parent / (relative.name + MSFREQ_SUFFIX)
-            jobs.append(Job(source, destination, display(relative), options, overwrite, debug))
-    _check_outputs(jobs, _resolved(present))
-    return Plan(jobs=jobs, ignored=ignored, problems=problems, output=output)
+    return _plan(inputs, output, EncodeOptions() if options is None else options,
+                 is_wanted=is_audio_file, names_a_file=has_msfreq_suffix,
+                 name_of=lambda source, name: name + MSFREQ_SUFFIX,
+                 overwrite=overwrite, debug=debug)
 
 
 def decoded_name(name: str, suffix: str) -> str:
@@ -437,25 +444,17 @@ def plan_decode(
         If an input does not exist, two inputs map to one output, or an output is an input.
     """
     options = DecodeOptions() if options is None else options
-    output = Path(output)
-    present: list[Path] = []
-    found, ignored, problems = find_inputs(inputs, is_msfreq_file, skip=output, present=present)
-    jobs = []
-    if _single_file(found, output, lambda path: path.suffix.lower() in AUDIO_SUFFIXES):
-        source, relative = found[0]
-        jobs.append(Job(source, output, display(relative), options, overwrite, debug))
-    else:
-        if output.exists() and not output.is_dir():
-            raise ParameterError(f"output {display(output)} exists and is not a folder")
-        for source, relative in found:
-            try:
-                suffix = decoded_format(read_header(source), options)[2]
-            except MsfreqError:
-                suffix = ".wav"  # the job itself will report the problem
-            destination = output / relative.parent / decoded_name(relative.name, suffix)
-            jobs.append(Job(source, destination, display(relative), options, overwrite, debug))
-    _check_outputs(jobs, _resolved(present))
-    return Plan(jobs=jobs, ignored=ignored, problems=problems, output=output)
+
+    def name_of(source: Path, name: str) -> str:
+        try:
+            suffix = decoded_format(read_header(source), options)[2]
+        except MsfreqError:
+            suffix = ".wav"  # the job itself will report the problem
+        return decoded_name(name, suffix)
+
+    return _plan(inputs, output, options, is_wanted=is_msfreq_file,
+                 names_a_file=lambda path: path.suffix.lower() in AUDIO_SUFFIXES,
+                 name_of=name_of, overwrite=overwrite, debug=debug)
 
 
 # --- running ---------------------------------------------------------------------------

@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 
-def smoothstep(t: np.ndarray) -> np.ndarray:
+def smoothstep(t: np.ndarray, dtype: np.dtype | type = float) -> np.ndarray:
     """Return the symmetric smoothstep ``s(t)`` on ``[0, 1]``.
 
     The degree-11 Hermite smoothstep: ``s(0) = 0``, ``s(1) = 1``, ``s(t) + s(1 - t) = 1`` and
@@ -52,8 +52,10 @@ def smoothstep(t: np.ndarray) -> np.ndarray:
     ----------
     t : ndarray
         Values in ``[0, 1]``.
+    dtype : numpy dtype
+        Precision of the evaluation (default float64).
     """
-    t = np.asarray(t, dtype=float)
+    t = np.asarray(t, dtype=dtype)
     value = np.full_like(t, -252.0)
     for coefficient in (1386.0, -3080.0, 3465.0, -1980.0, 462.0):  # Horner, in place
         value *= t
@@ -127,8 +129,10 @@ def _pairs(grid: Grid, length: int, real: np.dtype) -> _Pairs:
         whole = np.floor(position[piece])
         offset = position[piece] - whole  # in [0, 1)
         near = offset <= 0.5
-        angle = smoothstep(np.where(near, offset, 1.0 - offset))
-        angle *= 0.5 * np.pi
+        # The window values are computed in the plan's precision (float32 for complex64):
+        # the pair still shares one angle, so lower**2 + upper**2 = 1 to that precision.
+        angle = smoothstep(np.where(near, offset, 1.0 - offset), dtype=real)
+        angle *= real.type(0.5 * np.pi)
         cosine, sine = np.cos(angle), np.sin(angle)
         floor[piece] = whole
         lower[piece] = np.where(near, cosine, sine)

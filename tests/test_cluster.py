@@ -97,3 +97,29 @@ def test_unreachable_scheduler_is_one_line(tmp_path, folder):
     result = CliRunner().invoke(cli, ["encode", f"{folder}/", "-o", str(tmp_path / "out"),
                                       "--scheduler", "tcp://127.0.0.1:9"])
     assert result.exit_code == 2 and "cannot reach the Dask scheduler" in result.output
+
+
+def test_ctrl_c_cancels_the_cluster_batch(cluster, tmp_path):
+    import subprocess
+    import sys
+
+    local, _ = cluster
+    root = tmp_path / "many"
+    for index in range(12):
+        write_audio(root / f"m{index:02d}.wav", pcm16(music_like(30 * 8000, 8000, 2, seed=index) * 0.5), 8000)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "msfreq", "encode", f"{root}/", "-o", str(tmp_path / "out"),
+         "--scheduler", local.scheduler_address],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:  # until the first file is done
+        if (tmp_path / "out").exists() and list((tmp_path / "out").glob("*.h5")):
+            break
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "(interrupted)" in stdout and "Traceback" not in stderr
+    for path in (tmp_path / "out").glob("*.h5"):
+        assert msfreq.read_header(path).exact is True  # whatever was finished is whole

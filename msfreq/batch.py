@@ -525,7 +525,9 @@ def _verify(job: Job, progress: Callable[[int, int], None]) -> Outcome:
     try:
         header = verify(job.source)
         text = f"{header.duration:.2f} s, every chunk checked"
-        if job.options.decode:
+        if job.options.decode and header.storage.magnitudes:
+            text += ", magnitudes only (nothing to decode)"
+        elif job.options.decode:
             verify_decode(job.source, progress=progress)
             text += {True: ", decodes to exactly the source samples",
                      False: ", decodes (not exactly: the file says so)",

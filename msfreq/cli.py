@@ -434,15 +434,17 @@ def _table(info: dict) -> str:
     ratio = info["ratio_to_source"]
     lines = [
         f"file       {display(info['file'])}",
-        f"source     {source.get('name', '?')} ({source.get('format', '?')} "
-        f"{source.get('subtype', '?')}, {source.get('sample_rate', '?')} Hz)",
+        (f"source     {display(source['name'])} ({source.get('format', '?')} "
+         f"{source.get('subtype', '?')}, {source.get('sample_rate', '?')} Hz)" if source.get("name")
+         else "source     not recorded (encoded from an array in Python)"),
         f"audio      {info['duration']:.3f} s, {info['sample_rate']} Hz, "
         f"{info['channels']} channel(s), {info['rms_db']:.1f} dB RMS",
         f"transform  {params['bins_per_octave']} bins/octave, {params['n_octaves']} octaves from "
         f"{params['fmin']:.2f} Hz, tuning {params['tuning']:g} Hz, {info['dtype']}",
         f"size       {_size(info['size_bytes'])}"
         + (f" ({ratio:.2f}x the source)" if ratio else "")
-        + f", {info['compression']}, {info['storage']} storage, format v{info['format_version']}",
+        + f", {info['compression']}, {info['storage']} storage, format v{info['format_version']}"
+        + (", MAGNITUDES only (no phase)" if info["content"] == "magnitudes" else ""),
         f"exact      {info['exact']}",
         "",
         f"{'band':<7}{'Hz':>12} {'notes':<8}{'bins':>4}{'frames':>8}{'hop ms':>8}"

@@ -123,6 +123,7 @@ def describe(path: str | os.PathLike, *, statistics: bool = True) -> dict:
         "dtype": header.dtype.name,
         "compression": header.compression,
         "storage": header.storage.form,
+        "content": header.storage.content,
         "exact": {True: "decodes to exactly the source samples (checked when written)",
                   False: "does not decode to exactly the source samples (checked when written)",
                   None: "not recorded"}[header.exact],

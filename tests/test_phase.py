@@ -55,6 +55,10 @@ def test_magnitude_files(tmp_path):
     np.testing.assert_array_equal(loaded["octave_03"], np.abs(rep["octave_03"]))
     result = CliRunner().invoke(cli, ["decode", str(tmp_path / "m.h5"), "-o", str(tmp_path / "m.wav")])
     assert result.exit_code == 1 and "--phase reconstruct" in result.output
+    checked = CliRunner().invoke(cli, ["verify", "--decode", str(tmp_path / "m.h5")])
+    assert checked.exit_code == 0 and "magnitudes only (nothing to decode)" in checked.output
+    shown = CliRunner().invoke(cli, ["inspect", str(tmp_path / "m.h5")])
+    assert "MAGNITUDES only" in shown.output and "not recorded" in shown.output
     rebuilt = CliRunner().invoke(cli, ["decode", str(tmp_path / "m.h5"), "-o", str(tmp_path / "r.wav"),
                                        "--phase", "reconstruct", "--iterations", "5"])
     assert rebuilt.exit_code == 0 and "LOSS: phase rebuilt from the magnitudes (5 iterations)" in rebuilt.output

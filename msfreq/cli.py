@@ -49,6 +49,10 @@ from msfreq.version import __version__
 
 __all__ = ["main", "cli"]
 
+# No monitor thread: the batch's workers are forked from this process when it has no other
+# thread (see msfreq.pool).
+tqdm.monitor_interval = 0
+
 _PRECISIONS = {"auto": "auto", "single": "complex64", "double": "complex128"}
 _DEFAULT_PRECISION = {value: key for key, value in _PRECISIONS.items()}[DEFAULT_FILE_DTYPE]
 

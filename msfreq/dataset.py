@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from msfreq.errors import ParameterError
+from msfreq.params import resolve_dtype
 from msfreq.representation import Representation
 from msfreq.store import (
     Reader,
@@ -91,6 +92,10 @@ class Dataset:
         With ``stacked``, magnitudes in dB.
     with_info : bool
         Return ``(item, info)`` with ``info = {"path", "index", "start", "stop"}`` (seconds).
+    dtype : {"complex64", "complex128"} or None
+        Precision of per-band items (residual bands: the matching real type), so that every
+        item of a corpus has one dtype (24-bit sources are stored in complex128); None keeps
+        each file's own.
 
     Raises
     ------
@@ -124,6 +129,7 @@ class Dataset:
         channels: object = None,
         db: bool = False,
         with_info: bool = False,
+        dtype: str | None = "complex64",
     ) -> None:
         self.files = find_files(paths_or_folder)
         headers = [read_header(path) for path in self.files]
@@ -168,6 +174,7 @@ class Dataset:
         self.db = bool(db)
         self.transform = transform
         self.with_info = bool(with_info)
+        self.dtype = None if dtype is None else resolve_dtype(dtype)
         self.seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else int(seed)
         self.epoch = 0
         self._open: OrderedDict[Path, Reader] = OrderedDict()
@@ -234,7 +241,11 @@ class Dataset:
             return np.concatenate([array, np.zeros(array.shape[:2] + (frames,), array.dtype)], axis=2)
 
         if not self.stacked:
-            return {band.name: padded(representation[band.name], band.hop) for band in self.bands}
+            items = {band.name: padded(representation[band.name], band.hop) for band in self.bands}
+            if self.dtype is not None:
+                items = {band.name: items[band.name].astype(band.coefficient_dtype(self.dtype), copy=False)
+                         for band in self.bands}
+            return items
         hop = min(band.hop for band in self.bands if not band.is_residual)
         image = padded(representation.stack(hop=hop).astype(np.float32), hop)
         if self.db:

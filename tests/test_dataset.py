@@ -168,3 +168,14 @@ def test_octave_accessor(rng):
     np.testing.assert_array_equal(representation.octave(2), representation["octave_02"])
     with pytest.raises(KeyError, match="no band 'octave_42'"):
         representation.octave(42)
+
+
+def test_items_have_one_dtype_across_precisions(tmp_path):
+    x = np.random.default_rng(0).standard_normal((16000, 1))
+    msfreq.save(msfreq.encode(x, 8000, bins_per_octave=12), tmp_path / "single.h5")
+    msfreq.save(msfreq.encode(x, 8000, bins_per_octave=12, dtype="complex128"), tmp_path / "double.h5")
+    items = msfreq.Dataset(tmp_path, crop_seconds=1.0, seed=0)
+    assert {items[i]["octave_03"].dtype for i in range(2)} == {np.dtype(np.complex64)}
+    assert {items[i]["residual_low"].dtype for i in range(2)} == {np.dtype(np.float32)}
+    kept = msfreq.Dataset(tmp_path, crop_seconds=1.0, seed=0, dtype=None)
+    assert {kept[i]["octave_03"].dtype for i in range(2)} == {np.dtype(np.complex64), np.dtype(np.complex128)}

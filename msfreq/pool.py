@@ -13,6 +13,7 @@ temporary files) and killed if they do not.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import multiprocessing
 import os
 import signal
@@ -97,6 +98,7 @@ def _worker(connection, task: Callable, quiet: bool) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 2)
         os.close(devnull)
+        faulthandler.disable()  # a forked worker may inherit it (pytest's): crashes are outcomes
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGTERM, _on_term)
     while True:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from msfreq.batch import find_inputs
 from msfreq.errors import ParameterError
 from msfreq.params import resolve_dtype
 from msfreq.representation import Representation
@@ -33,7 +34,8 @@ _OPEN_FILES = 32
 
 
 def find_files(paths_or_folder: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
-    """Return the msfreq files named, or found (recursively, by suffix) in named folders.
+    """Return the msfreq files named, or found (recursively, by suffix) in named folders, as
+    ``msfreq decode`` would find them.
 
     Raises
     ------
@@ -44,18 +46,9 @@ def find_files(paths_or_folder: str | os.PathLike | Iterable[str | os.PathLike])
         items = [paths_or_folder]
     else:
         items = list(paths_or_folder)
-    files: list[Path] = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            files.extend(
-                sorted(p for p in path.rglob("*") if has_msfreq_suffix(p) and p.is_file()
-                       and not p.name.startswith("."))
-            )
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise ParameterError(f"{path}: no such file or folder")
+    # the batch's walker: hidden names skipped, symlinked folders followed once, no loops
+    found, _, _ = find_inputs(items, has_msfreq_suffix)
+    files = [file for file, _ in found]
     if not files:
         raise ParameterError(f"no msfreq files (*.h5) found in {', '.join(map(str, items)) or 'nothing'}")
     return files

@@ -55,7 +55,9 @@ COMPRESSIONS = ("zstd", "gzip", "none")
 MAX_BINS_PER_OCTAVE = 1024
 #: Frames per band are multiplied by at most this (hops divided by it).
 MAX_OVERSAMPLING = 64
-#: Audio longer than this (seconds) is transformed block by block in bounded memory.
+#: Longest block (seconds) of the block-by-block transform of long audio.  In memory, audio
+#: longer than about this is transformed in blocks; files are, when a memory budget demands it
+#: (see :func:`msfreq.transform.block_schedule`).
 BLOCK_SECONDS = 180.0
 
 

@@ -359,21 +359,7 @@ class Representation:
         >>> rep.stack().shape, rep.stack(hop=rep.band("octave_03").hop).shape
         ((1, 84, 256), (1, 84, 32))
         """
-        octaves = [band for band in self._bands if not band.is_residual]
-        if not octaves:
-            raise ParameterError("stack needs at least one octave band")
-        if pool not in _POOLS:
-            raise ParameterError(f"pool must be one of {_POOLS}, got {pool!r}")
-        hops = [band.hop for band in octaves]
-        hop = min(hops) if hop is None else hop
-        if hop not in [band.hop for band in self._grid.octaves]:
-            raise ParameterError(
-                f"hop must be the hop of an octave, one of {[b.hop for b in self._grid.octaves]}, "
-                f"got {hop!r}"
-            )
-        if self._span % hop:
-            raise ParameterError(f"hop {hop} does not divide the {self._span} samples held")
-        frames = self._span // hop
+        octaves, hop, frames = stack_geometry(self._grid, self._bands, self._span, hop, pool)
         rows = []
         for band in octaves:
             magnitude = np.abs(self._coefficients[band.name])
@@ -398,6 +384,28 @@ class Representation:
         return np.concatenate(
             [self._grid.frequencies(band) for band in self._bands if not band.is_residual]
         )
+
+
+def stack_geometry(
+    grid: Grid, bands: Sequence[Band], span: int, hop: int | None, pool: str
+) -> tuple[list[Band], int, int]:
+    """Check the arguments of a ``stack()`` and return ``(octaves, hop, frames)``: the octave
+    bands among ``bands``, the common hop (default the finest held) and the image's frames
+    for ``span`` samples.  Shared by :meth:`Representation.stack` and ``msfreq.torch``."""
+    octaves = [band for band in bands if not band.is_residual]
+    if not octaves:
+        raise ParameterError("stack needs at least one octave band")
+    if pool not in _POOLS:
+        raise ParameterError(f"pool must be one of {_POOLS}, got {pool!r}")
+    hop = min(band.hop for band in octaves) if hop is None else hop
+    if hop not in [band.hop for band in grid.octaves]:
+        raise ParameterError(
+            f"hop must be the hop of an octave, one of {[b.hop for b in grid.octaves]}, "
+            f"got {hop!r}"
+        )
+    if span % hop:
+        raise ParameterError(f"hop {hop} does not divide the {span} samples held")
+    return octaves, hop, span // hop
 
 
 def _to_db(values: np.ndarray, floor_db: float) -> np.ndarray:

@@ -131,7 +131,8 @@ class _Tables(torch.nn.Module):
     Analysis multiplies the spectrum by ``analysis`` (``(slots, n_freq)``: each window value
     with its band's scale and the inverse FFT's ``1 / frames``), so that each position of a
     row spectrum is one read of these weighted spectra (``index_<band>``).  Synthesis reads
-    the band spectra side by side at ``positions`` (``(slots, n_freq)``), multiplies by
+    the band spectra side by side (``halves``: the full FFT, or for a real band whose
+    windows read only the lower half, its real FFT) at ``positions`` (``(slots, n_freq)``), multiplies by
     ``synthesis`` and sums over the slots.
     """
 
@@ -158,10 +159,22 @@ class _Tables(torch.nn.Module):
                                  persistent=False)
             self.shapes.append((layout.band.n_bins, layout.frames))
             self.real.append(layout.real)
-        offsets = np.cumsum([0] + [rows * frames for rows, frames in self.shapes])
+        # Synthesis reads each band's FFT.  A real band's spectrum is Hermitian: where all
+        # the positions its windows read lie in the lower half, its real FFT holds them, at
+        # half the work and memory of the full FFT (the high residual, which has the most
+        # frames of any row, in most grids).
         frames = np.array([frames for _, frames in self.shapes])
-        where = (offsets[windows.band] + windows.row * frames[windows.band]
-                 + windows.frequency % frames[windows.band])
+        position = windows.frequency % frames[windows.band]
+        self.halves: list[str] = []
+        for number, layout in enumerate(plan.layouts):
+            mine = windows.band == number
+            lower = layout.real and bool(np.all(2 * position[mine] <= layout.frames))
+            self.halves.append("lower" if lower else "full")
+        widths = np.array([frames // 2 + 1 if half == "lower" else frames
+                           for frames, half in zip(frames, self.halves, strict=True)])
+        rows = np.array([rows for rows, _ in self.shapes])
+        offsets = np.cumsum(np.concatenate([[0], rows * widths]))
+        where = offsets[windows.band] + windows.row * widths[windows.band] + position
         positions = np.zeros((windows.slots, n_freq), dtype=np.int64)  # empty places read 0 x 0
         positions[windows.slot, windows.frequency] = where
         scale = np.array([layout.synthesis_scale / length for layout in plan.layouts])
@@ -211,7 +224,11 @@ def analyze(signal: torch.Tensor, tables: _Tables) -> list[torch.Tensor]:
 def synthesize(bands: list[torch.Tensor], tables: _Tables) -> torch.Tensor:
     """The signal (``(*batch, tables.length)``) of every band's coefficients, in the grid's
     order and the tables' precision: the tensor work of :meth:`Transform.decode`."""
-    flat = torch.cat([torch.fft.fft(values, dim=-1).flatten(-2) for values in bands], dim=-1)
+    spectra = []
+    for values, half in zip(bands, tables.halves, strict=True):
+        transform = torch.fft.rfft if half == "lower" else torch.fft.fft
+        spectra.append(transform(values, dim=-1).flatten(-2))
+    flat = torch.cat(spectra, dim=-1)
     spectrum = flat[..., tables.positions] * tables.synthesis
     spectrum = spectrum.unflatten(-1, (tables.slots, -1)).sum(dim=-2)
     return torch.fft.irfft(spectrum, n=tables.length, norm="forward")  # 1 / length in the weights

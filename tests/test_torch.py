@@ -56,6 +56,16 @@ def test_equals_numpy_engine(case, dtype, device):
                                atol=relative_tolerance(dtype) * np.abs(x).max())
 
 
+def test_cases_cover_both_ways_of_reading_a_real_band():
+    """Synthesis reads a real band's real FFT or its full FFT (see ``_Tables``): the cases
+    above must exercise both, or one of them goes untested."""
+    used = set()
+    for rate, n, bins, oversampling, octaves in CASES:
+        transform = Transform(rate, bins_per_octave=bins, oversampling=oversampling, n_octaves=octaves)
+        used.update(transform.tables(n).halves)
+    assert used == {"lower", "full"}
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", sorted(DTYPES))
 def test_round_trip_is_exact(dtype, device):

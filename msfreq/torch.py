@@ -175,14 +175,21 @@ class _Tables(torch.nn.Module):
         rows = np.array([rows for rows, _ in self.shapes])
         offsets = np.cumsum(np.concatenate([[0], rows * widths]))
         where = offsets[windows.band] + windows.row * widths[windows.band] + position
-        positions = np.zeros((windows.slots, n_freq), dtype=np.int64)  # empty places read 0 x 0
+        # Places with no window read the zero laid after the last band.
+        positions = np.full((windows.slots, n_freq), offsets[-1], dtype=np.int64)
         positions[windows.slot, windows.frequency] = where
         scale = np.array([layout.synthesis_scale / length for layout in plan.layouts])
         synthesis, _ = windows.table(windows.value * scale[windows.band])
-        self.register_buffer("positions", torch.from_numpy(positions.ravel()).to(_index_dtype(offsets[-1])),
+        self.register_buffer("positions", torch.from_numpy(positions.ravel()).to(_index_dtype(offsets[-1] + 1)),
                              persistent=False)
         self.register_buffer("synthesis", torch.from_numpy(synthesis[: windows.slots].ravel()).to(real),
                              persistent=False)
+        # The same weights per position of the band spectra (each position lies under one
+        # window at most), for the synthesis that weights while it lays the spectra out.
+        placed = np.zeros(int(offsets[-1]))
+        placed[where] = windows.value * scale[windows.band]
+        self.register_buffer("placed", torch.from_numpy(placed).to(real), persistent=False)
+        self.offsets = [int(offset) for offset in offsets]
         self.slots = windows.slots
 
     def _apply(self, fn, recurse=True):
@@ -191,6 +198,7 @@ class _Tables(torch.nn.Module):
         super()._apply(fn, recurse)
         self.analysis = self.analysis.to(self.precision)
         self.synthesis = self.synthesis.to(self.precision)
+        self.placed = self.placed.to(self.precision)
         return self
 
     def band(self, number: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -228,8 +236,20 @@ def synthesize(bands: list[torch.Tensor], tables: _Tables) -> torch.Tensor:
     for values, half in zip(bands, tables.halves, strict=True):
         transform = torch.fft.rfft if half == "lower" else torch.fft.fft
         spectra.append(transform(values, dim=-1).flatten(-2))
-    flat = torch.cat(spectra, dim=-1)
-    spectrum = flat[..., tables.positions] * tables.synthesis
+    if torch.is_grad_enabled() and any(values.requires_grad for values in bands):
+        zero = spectra[0].new_zeros(spectra[0].shape[:-1] + (1,))
+        flat = torch.cat(spectra + [zero], dim=-1)
+        spectrum = flat[..., tables.positions] * tables.synthesis
+    else:
+        # Without autograd: the weights are applied while the band spectra are laid side by
+        # side (one pass over them instead of a copy and a multiplication; measured on an
+        # H100, 64 clips: -0.17 ms of 1.7).  Autograd does not follow out= arguments.
+        flat = spectra[0].new_empty(spectra[0].shape[:-1] + (tables.offsets[-1] + 1,))
+        flat[..., -1] = 0
+        for number, spectrum in enumerate(spectra):
+            first, stop = tables.offsets[number], tables.offsets[number + 1]
+            torch.mul(spectrum, tables.placed[first:stop], out=flat[..., first:stop])
+        spectrum = flat[..., tables.positions]
     spectrum = spectrum.unflatten(-1, (tables.slots, -1)).sum(dim=-2)
     return torch.fft.irfft(spectrum, n=tables.length, norm="forward")  # 1 / length in the weights
 

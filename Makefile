@@ -4,9 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+TORCH_STAMP := $(VENV)/.torch-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# The CPU build of torch (about 200 MB, not the 2.5 GB CUDA one): from a local wheel store
+# where there is one, else from PyTorch's CPU index.
+TORCH_CPU ?= torch==2.13.0+cpu
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 DEMO_OUT := demo_output
 
-.PHONY: demo test quick lint bench samples clean
+.PHONY: demo test test-torch quick lint bench samples clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +39,16 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check msfreq tests benchmarks examples
 	$(BIN)/python -m pytest -q
+
+## test-torch: msfreq.torch's tests, example and README snippet on the CPU (installs torch's CPU build once)
+test-torch: $(TORCH_STAMP)
+	$(BIN)/python -m pytest -q tests/test_torch.py tests/test_docs.py msfreq/torch.py
+
+$(TORCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet '$(TORCH_CPU)' 2>/dev/null \
+	  || $(BIN)/python -m pip install --quiet --extra-index-url $(TORCH_INDEX) 'torch>=2.1'
+	$(BIN)/python -m pip install --quiet -e '.[torch]'
+	touch $@
 
 ## quick: lint and the tests not marked slow
 quick: $(STAMP)

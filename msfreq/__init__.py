@@ -1,6 +1,6 @@
 """msfreq: invertible multi-scale (octave-by-octave constant-Q) audio representation."""
 
-from msfreq.dataset import Dataset
+from msfreq.dataset import AudioDataset, Dataset
 from msfreq.errors import AudioError, FormatError, MsfreqError, ParameterError
 from msfreq.params import TransformParams
 from msfreq.phase import reconstruct_phase, unstack
@@ -10,6 +10,7 @@ from msfreq.version import __version__
 
 __all__ = [
     "__version__",
+    "AudioDataset",
     "AudioError",
     "Dataset",
     "FormatError",

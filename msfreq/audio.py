@@ -195,6 +195,10 @@ class AudioReader:
         return self
 
     def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file."""
         self._file.close()
 
     def read(self, start: int, stop: int) -> np.ndarray:

@@ -1,8 +1,11 @@
-"""Crops of encoded files for training: a map-style dataset that a DataLoader can use.
+"""Crops for training: map-style datasets that a DataLoader can use.
 
-Plain numpy; msfreq never imports a deep-learning framework.  The dataset opens its HDF5
-files lazily, in the process that reads them (never sharing a handle across a fork), and
-reads only the chunks a crop needs.
+:class:`Dataset` gives crops of encoded files (coefficients or stacked magnitudes);
+:class:`AudioDataset` gives raw audio crops, from audio files or decoded from msfreq files,
+for a training loop that computes the representation itself (``msfreq.torch`` on the GPU).
+Both crop by the same rules.  Plain numpy: this module never imports a deep-learning
+framework.  Files are opened lazily, in the process that reads them (never sharing a handle
+across a fork), and a crop reads only what it needs.
 """
 
 from __future__ import annotations
@@ -14,10 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
-from msfreq.batch import find_inputs
+from msfreq.audio import AudioReader, probe
+from msfreq.batch import find_inputs, is_audio_file
 from msfreq.errors import ParameterError
-from msfreq.params import resolve_dtype
+from msfreq.params import (
+    DEFAULT_BINS_PER_OCTAVE,
+    DEFAULT_FMIN,
+    DEFAULT_TUNING,
+    TransformParams,
+    resolve_dtype,
+)
 from msfreq.representation import Representation
+from msfreq.scales import make_grid
 from msfreq.store import (
     Reader,
     has_msfreq_suffix,
@@ -26,8 +37,9 @@ from msfreq.store import (
     select_bands,
     select_channels,
 )
+from msfreq.transform import synthesize_range, transform_units
 
-__all__ = ["Dataset", "find_files"]
+__all__ = ["Dataset", "AudioDataset", "find_files"]
 
 #: Open files kept per process (each is one file descriptor).
 _OPEN_FILES = 32
@@ -52,6 +64,24 @@ def find_files(paths_or_folder: str | os.PathLike | Iterable[str | os.PathLike])
     if not files:
         raise ParameterError(f"no msfreq files (*.h5) found in {', '.join(map(str, items)) or 'nothing'}")
     return files
+
+
+def _crop(length: int, crop: int | None, step: int, random: bool, key: tuple[int, int, int]
+          ) -> tuple[int, int]:
+    """The crop rule shared by the datasets: ``crop`` samples (whole file if None) starting
+    on a multiple of ``step``, at random (seeded by ``key = (seed, epoch, index)``) or
+    centred; a file shorter than the crop gives ``(0, crop)`` (padded by the caller)."""
+    if crop is None:
+        return 0, length
+    if crop >= length:
+        return 0, crop
+    starts = (length - crop) // step + 1
+    position = int(np.random.default_rng(list(key)).integers(starts)) if random else (starts - 1) // 2
+    return position * step, position * step + crop
+
+
+def _seed(seed: int | None) -> int:
+    return int(np.random.SeedSequence().entropy % 2**63) if seed is None else int(seed)
 
 
 class Dataset:
@@ -168,7 +198,7 @@ class Dataset:
         self.transform = transform
         self.with_info = bool(with_info)
         self.dtype = None if dtype is None else resolve_dtype(dtype)
-        self.seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else int(seed)
+        self.seed = _seed(seed)
         self.epoch = 0
         self._open: OrderedDict[Path, Reader] = OrderedDict()
         self._pid = os.getpid()
@@ -201,19 +231,8 @@ class Dataset:
 
     def crop(self, index: int) -> tuple[int, int]:
         """Return the sample range ``(start, stop)`` item ``index`` reads in this epoch."""
-        length = self._lengths[index]
-        if self.crop_samples is None:
-            return 0, length
-        if self.crop_samples >= length:
-            return 0, self.crop_samples
-        starts = (length - self.crop_samples) // self.step + 1
-        if self.random_crop:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
-            position = int(rng.integers(starts))
-        else:
-            position = (starts - 1) // 2
-        start = position * self.step
-        return start, start + self.crop_samples
+        return _crop(self._lengths[index], self.crop_samples, self.step, self.random_crop,
+                     (self.seed, self.epoch, index))
 
     # --- internals --------------------------------------------------------------------
     def _shape(self, representation: Representation, missing: int):
@@ -279,3 +298,209 @@ class Dataset:
         crop = "whole files" if self.crop_samples is None else f"{self.crop_samples / self.grid.sample_rate:.3f} s crops"
         return (f"Dataset({len(self)} files, {crop}, {len(self.bands)} bands, "
                 f"{'stacked' if self.stacked else 'per band'})")
+
+
+class AudioDataset:
+    """Raw audio crops, for a training loop that computes the representation itself.
+
+    ``dataset[i]`` is a float32 array ``(channels, crop_samples)``: a crop of audio file
+    ``i``, or of the audio that msfreq file ``i`` decodes to (rebuilt from the frames around
+    the crop, so a crop of a long file costs about what a crop of a short one does).  Feed
+    batches to :class:`msfreq.torch.Transform` on the GPU: the crop length needs no padding,
+    so its coefficients are exactly the frames of that stretch of the file.
+
+    Parameters
+    ----------
+    paths_or_folder : path-like or iterable of path-like
+        Audio files, msfreq files, and/or folders searched recursively for both.  All must
+        have one sample rate.
+    crop_seconds : float, optional
+        Length of every crop, rounded up to whole hop units of the grid (the lowest octave's
+        hop, about 1 s at the default grid) and then to a length the transform takes without
+        padding (``Transform.length(crop) == crop``).  None: whole files.
+    random_crop, seed, channels, transform, with_info
+        As for :class:`Dataset` (the same crop rules: starts on whole hop units; the crop of
+        item ``i`` in epoch ``e`` depends only on ``(seed, e, i)``; shorter files are padded
+        with zeros).
+    bins_per_octave, fmin, tuning, n_octaves, oversampling
+        The grid the crops are aligned to (that of the transform you will apply); msfreq
+        files must have been encoded with it.
+
+    Raises
+    ------
+    ParameterError
+        For an empty folder, mixed sample rates or channel counts, or an msfreq file of
+        another grid.
+    AudioError, FormatError
+        For a file that is not readable audio or not a valid msfreq file.
+
+    Examples
+    --------
+    >>> import numpy as np, soundfile, tempfile, pathlib, msfreq
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> soundfile.write(folder / "a.wav", np.zeros((40000, 2)), 8000)
+    >>> dataset = msfreq.AudioDataset(folder, crop_seconds=1.0, bins_per_octave=12, seed=0)
+    >>> len(dataset), dataset[0].shape, dataset[0].dtype
+    (1, (2, 8192), dtype('float32'))
+    """
+
+    def __init__(
+        self,
+        paths_or_folder: str | os.PathLike | Iterable[str | os.PathLike],
+        *,
+        crop_seconds: float | None = None,
+        random_crop: bool = True,
+        seed: int | None = None,
+        channels: object = None,
+        transform: Callable | None = None,
+        with_info: bool = False,
+        bins_per_octave: int = DEFAULT_BINS_PER_OCTAVE,
+        fmin: float = DEFAULT_FMIN,
+        tuning: float = DEFAULT_TUNING,
+        n_octaves: int | None = None,
+        oversampling: int = 1,
+    ) -> None:
+        items = [paths_or_folder] if isinstance(paths_or_folder, (str, os.PathLike)) else list(paths_or_folder)
+        found, _, _ = find_inputs(items, lambda path: has_msfreq_suffix(path) or is_audio_file(path))
+        self.files = [file for file, _ in found]
+        if not self.files:
+            raise ParameterError(f"no audio or msfreq files found in {', '.join(map(str, items)) or 'nothing'}")
+        params = TransformParams(bins_per_octave=bins_per_octave, fmin=fmin, tuning=tuning,
+                                 n_octaves=n_octaves, oversampling=oversampling)
+        facts = []  # (sample rate, frames, channels) per file
+        self._encoded = []
+        for path in self.files:
+            if has_msfreq_suffix(path):
+                header = read_header(path)
+                expected = make_grid(header.grid.sample_rate, params)
+                if (expected.bands, expected.hop_unit) != (header.grid.bands, header.grid.hop_unit):
+                    raise ParameterError(
+                        f"{path}: encoded with {header.grid.params}, not the dataset's {params}; "
+                        "pass the file's parameters (bins_per_octave=..., oversampling=...)"
+                    )
+                facts.append((header.grid.sample_rate, header.n_samples, header.n_channels))
+                self._encoded.append(True)
+            else:
+                info = probe(path)
+                facts.append((info.sample_rate, info.frames, info.channels))
+                self._encoded.append(False)
+        rates = sorted({rate for rate, _, _ in facts})
+        if len(rates) > 1:
+            first = next(path for path, fact in zip(self.files, facts, strict=True) if fact[0] == rates[0])
+            other = next(path for path, fact in zip(self.files, facts, strict=True) if fact[0] == rates[1])
+            raise ParameterError(
+                f"the files have different sample rates ({first}: {rates[0]} Hz, {other}: "
+                f"{rates[1]} Hz); resample them (msfreq encode --sample-rate) or make one "
+                "dataset per rate"
+            )
+        self.sample_rate = rates[0]
+        self.grid = make_grid(self.sample_rate, params)
+        self.step = self.grid.hop_unit
+        self._lengths = [frames for _, frames, _ in facts]
+        self._counts = [count for _, _, count in facts]
+        self._mix = isinstance(channels, str)
+        if self._mix and channels != "mix":
+            raise ParameterError(f"channels must be channel numbers or 'mix', got {channels!r}")
+        self._channels = channels
+        if not self._mix:
+            for count in self._counts:
+                select_channels(count, channels)
+            if channels is None and len(set(self._counts)) > 1:
+                raise ParameterError(
+                    f"the files have {' and '.join(map(str, sorted(set(self._counts))))} channels, "
+                    "so items would differ in shape; pass channels='mix' or a list of channel "
+                    "numbers that every file has"
+                )
+        if crop_seconds is None:
+            self.crop_samples = None
+        else:
+            seconds = float(crop_seconds)
+            if not np.isfinite(seconds) or seconds <= 0:
+                raise ParameterError(f"crop_seconds must be > 0, got {crop_seconds!r}")
+            needed = int(np.ceil(seconds * self.sample_rate / self.step)) * self.step
+            self.crop_samples = transform_units(needed, self.grid) * self.step
+        self.random_crop = bool(random_crop)
+        self.transform = transform
+        self.with_info = bool(with_info)
+        self.seed = _seed(seed)
+        self.epoch = 0
+        self._open: OrderedDict[Path, object] = OrderedDict()
+        self._pid = os.getpid()
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int):
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} files")
+        index %= len(self)
+        low, high = self.crop(index)
+        picked = (list(range(self._counts[index])) if self._mix or self._channels is None
+                  else select_channels(self._counts[index], self._channels))
+        handle = self._handle(index)
+        if self._encoded[index]:
+            grid = handle.header.grid
+
+            def read(band: int, first: int, stop: int, channel: int) -> np.ndarray:
+                return handle.read(grid.bands[band], first, stop, [picked[channel]])
+
+            audio = synthesize_range(read, self._lengths[index], len(picked), grid,
+                                     handle.header.dtype, low, high)
+        else:
+            available = min(high, self._lengths[index])
+            audio = np.zeros((len(picked), high - low))
+            audio[:, : available - low] = handle.read(low, available)[:, picked].T
+        audio = audio.astype(np.float32)
+        if self._mix:
+            audio = audio.mean(axis=0, keepdims=True)
+        item = audio if self.transform is None else self.transform(audio)
+        if self.with_info:
+            return item, {"path": str(self.files[index]), "index": index,
+                          "start": low / self.sample_rate, "stop": high / self.sample_rate}
+        return item
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch: random crops differ between epochs, reproducibly."""
+        self.epoch = int(epoch)
+
+    def crop(self, index: int) -> tuple[int, int]:
+        """Return the sample range ``(start, stop)`` item ``index`` reads in this epoch."""
+        return _crop(self._lengths[index], self.crop_samples, self.step, self.random_crop,
+                     (self.seed, self.epoch, index))
+
+    def _handle(self, index: int):
+        if os.getpid() != self._pid:  # forked: never use the parent's handles
+            self._open = OrderedDict()
+            self._pid = os.getpid()
+        path = self.files[index]
+        handle = self._open.get(path)
+        if handle is None:
+            handle = open_reader(path) if self._encoded[index] else AudioReader(probe(path))
+            self._open[path] = handle
+            while len(self._open) > _OPEN_FILES:
+                _, oldest = self._open.popitem(last=False)
+                oldest.close()
+        else:
+            self._open.move_to_end(path)
+        return handle
+
+    def close(self) -> None:
+        """Close the files this process has open."""
+        for handle in self._open.values():
+            handle.close()
+        self._open.clear()
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_open"] = OrderedDict()
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._pid = os.getpid()
+
+    def __repr__(self) -> str:
+        crop = ("whole files" if self.crop_samples is None
+                else f"{self.crop_samples / self.sample_rate:.3f} s crops")
+        return f"AudioDataset({len(self)} files at {self.sample_rate} Hz, {crop})"
+

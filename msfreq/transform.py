@@ -41,6 +41,7 @@ __all__ = [
     "synthesize_blocks",
     "analyze_signal",
     "synthesize_signal",
+    "synthesize_range",
 ]
 
 #: Coefficients transformed at once (rows of a band are grouped up to this many), which
@@ -583,3 +584,66 @@ def synthesize_signal(
         out[channel] = synthesize(arrays, plan, workers=workers)[0, :n_samples]
         del arrays
     yield 0, out
+
+
+def synthesize_range(
+    read: Callable[[int, int, int, int], np.ndarray],
+    n_samples: int,
+    channels: int,
+    grid: Grid,
+    dtype: np.dtype,
+    start: int,
+    stop: int,
+    *,
+    workers: int | None = None,
+) -> np.ndarray:
+    """Rebuild samples ``start:stop`` of a signal from the frames around them.
+
+    The range, widened by :data:`MARGIN_UNITS` hop units on each side, is synthesized as one
+    block (as :func:`synthesize_blocks` does for each of its blocks), so the cost depends on
+    the range, not on the signal's length; the samples agree with a whole decode within the
+    block path's tolerance.  Samples past ``n_samples`` are zeros.
+
+    Parameters
+    ----------
+    read : callable
+        As for :func:`synthesize_signal`.
+    n_samples, channels : int
+    grid : Grid
+    dtype : numpy dtype
+    start, stop : int
+        ``0 <= start < stop``.
+
+    Returns
+    -------
+    ndarray, shape (channels, stop - start)
+    """
+    if not 0 <= start < stop:
+        raise ParameterError(f"need 0 <= start < stop, got {start}, {stop}")
+    unit = grid.hop_unit
+    units = transform_units(n_samples, grid)
+    first, last = start // unit, -(-stop // unit)
+    span = int(sp_fft.next_fast_len(last - first + 2 * MARGIN_UNITS))
+    if span >= units:  # the whole transform costs no more
+        begin, span = 0, units
+    else:
+        begin = first - MARGIN_UNITS
+    plan = get_plan(grid, span * unit, dtype)
+    out = np.zeros((channels, stop - start), dtype=np.finfo(dtype).dtype)
+    kept = min(stop, n_samples) - start
+    if kept <= 0:
+        return out
+    for channel in range(channels):
+        coefficients = []
+        for index, band in enumerate(grid.bands):
+            per_unit = unit // band.hop
+
+            def read_band(a: int, b: int, index: int = index, channel: int = channel) -> np.ndarray:
+                return read(index, a, b, channel)
+
+            coefficients.append(_circular_frames(read_band, begin * per_unit,
+                                                 (begin + span) * per_unit, units * per_unit))
+        signal = synthesize(coefficients, plan, workers=workers)
+        offset = start - begin * unit
+        out[channel, :kept] = signal[0, offset : offset + kept]
+    return out

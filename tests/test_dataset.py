@@ -6,12 +6,14 @@ import multiprocessing
 
 import numpy as np
 import pytest
-from helpers import music_like
+from helpers import music_like, pcm16, write_audio
 
 import msfreq
+from msfreq.convert import EncodeOptions, encode_file
 from msfreq.errors import FormatError, ParameterError
 from msfreq.params import TransformParams
 from msfreq.scales import make_grid
+from msfreq.transform import transform_units
 
 RATE = 8000
 
@@ -179,3 +181,82 @@ def test_items_have_one_dtype_across_precisions(tmp_path):
     assert {items[i]["residual_low"].dtype for i in range(2)} == {np.dtype(np.float32)}
     kept = msfreq.Dataset(tmp_path, crop_seconds=1.0, seed=0, dtype=None)
     assert {kept[i]["octave_03"].dtype for i in range(2)} == {np.dtype(np.complex64), np.dtype(np.complex128)}
+
+
+# --- raw audio crops ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def audio_corpus(tmp_path_factory):
+    """Two 16-bit files and the msfreq encoding of a third; the sources, as read."""
+    folder = tmp_path_factory.mktemp("audio")
+    sources = {}
+    for name, seconds in (("long.wav", 90.0), ("short.flac", 0.3), ("encoded.wav", 80.0)):
+        samples = pcm16(music_like(int(seconds * RATE), RATE, 2, seed=len(name)) * 0.5)
+        write_audio(folder / name, samples, RATE)
+        sources[name] = samples
+    encode_file(folder / "encoded.wav", folder / "encoded.wav.h5",
+                EncodeOptions(params=TransformParams(bins_per_octave=12)))
+    (folder / "encoded.wav").unlink()
+    return folder, sources
+
+
+def _source_of(path, sources):
+    return sources[path.name.removesuffix(".h5")]
+
+
+@pytest.mark.parametrize("random_crop", [True, False])
+def test_audio_crops_are_the_samples_of_the_file(audio_corpus, random_crop):
+    folder, sources = audio_corpus
+    dataset = msfreq.AudioDataset(folder, crop_seconds=2.0, bins_per_octave=12, seed=3,
+                                  random_crop=random_crop)
+    assert len(dataset) == 3
+    grid = dataset.grid
+    # whole hop units, and a length the transform takes without padding
+    assert dataset.crop_samples % grid.hop_unit == 0
+    assert transform_units(dataset.crop_samples, grid) * grid.hop_unit == dataset.crop_samples
+    for index, path in enumerate(dataset.files):
+        start, stop = dataset.crop(index)
+        assert start % grid.hop_unit == 0
+        item = dataset[index]
+        assert item.shape == (2, dataset.crop_samples) and item.dtype == np.float32
+        source = _source_of(path, sources)
+        expected = np.zeros((2, stop - start))
+        kept = min(stop, len(source)) - start
+        expected[:, :kept] = source[start : start + kept].T
+        # audio files: the samples as read; msfreq files: their decode (16-bit: within 1/2 LSB)
+        tolerance = 1e-7 if path.suffix != ".h5" else 0.5 / 2**15
+        np.testing.assert_allclose(item, expected, rtol=0, atol=tolerance, err_msg=path.name)
+
+
+def test_audio_crops_follow_seed_epoch_and_channels(audio_corpus):
+    folder, _ = audio_corpus
+    one = msfreq.AudioDataset(folder, crop_seconds=1.0, bins_per_octave=12, seed=1)
+    two = msfreq.AudioDataset(folder, crop_seconds=1.0, bins_per_octave=12, seed=1)
+    index = [path.name for path in one.files].index("long.wav")
+    np.testing.assert_array_equal(one[index], two[index])
+    starts = set()
+    for epoch in range(6):
+        one.set_epoch(epoch)
+        starts.add(one.crop(index)[0])
+    assert len(starts) > 1
+    mixed = msfreq.AudioDataset(folder, crop_seconds=1.0, bins_per_octave=12, seed=1, channels="mix")
+    np.testing.assert_allclose(mixed[index], two[index].mean(axis=0, keepdims=True), atol=1e-7)
+    right = msfreq.AudioDataset(folder, crop_seconds=1.0, bins_per_octave=12, seed=1, channels=[1])
+    np.testing.assert_array_equal(right[index], two[index][1:])
+    item, info = msfreq.AudioDataset(folder, crop_seconds=1.0, bins_per_octave=12, seed=1,
+                                     with_info=True)[index]
+    assert info["path"].endswith("long.wav") and info["stop"] > info["start"]
+
+
+def test_audio_dataset_refuses_mixed_rates_and_other_grids(audio_corpus, tmp_path):
+    folder, sources = audio_corpus
+    write_audio(tmp_path / "a.wav", sources["short.flac"], RATE)
+    write_audio(tmp_path / "b.wav", sources["short.flac"], 2 * RATE)
+    with pytest.raises(ParameterError, match=r"different sample rates \(.*a.wav: 8000 Hz, .*b.wav: 16000 Hz"):
+        msfreq.AudioDataset(tmp_path)
+    with pytest.raises(ParameterError, match="encoded with .* not the dataset's"):
+        msfreq.AudioDataset(folder, bins_per_octave=24)
+    with pytest.raises(ParameterError, match="no audio or msfreq files"):
+        msfreq.AudioDataset([])
+    with pytest.raises(ParameterError, match="crop_seconds must be > 0"):
+        msfreq.AudioDataset(folder, bins_per_octave=12, crop_seconds=0)

@@ -5,6 +5,10 @@ Runs where torch is installed (``make test-torch``); CUDA cases run where a GPU 
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from helpers import snr_db
@@ -201,3 +205,12 @@ def test_decode_refuses_wrong_shapes_and_other_grids():
         transform.decode(bands, n_samples=4000)
     with pytest.raises(ParameterError, match="another grid"):
         Transform(8000, bins_per_octave=24).decode(coefficients)
+
+
+def test_training_example_runs():
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, str(root / "examples" / "train_step.py"),
+                             str(root / "sample_audio"), "--device", "cpu"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "gradient norm at the audio" in result.stdout and not result.stderr

@@ -129,12 +129,20 @@ def analyze(signal: np.ndarray, plan: Plan, *, workers: int | None = None) -> li
         for layout in plan.layouts
     ]
     for channel in range(channels):
-        spectrum = sp_fft.rfft(signal[channel].astype(real, copy=False), workers=workers)
+        # Scales folded into the FFTs' norms: the spectrum carries 2 / length (norm="forward",
+        # then x2 on the half spectrum), the inverse FFTs none, so a complex row comes out as
+        # 2 / hop * (1 / frames) * sum = analysis_scale * ifft, in place, with no pass over
+        # the coefficients afterwards; real rows take their 1 / hop with one halving.
+        spectrum = sp_fft.rfft(signal[channel].astype(real, copy=False), norm="forward",
+                               workers=workers)
+        spectrum *= real.type(2.0)
         for layout, output in zip(plan.layouts, outputs, strict=True):
-            scale = real.type(layout.analysis_scale)
             frames = layout.frames
             for rows in layout.row_groups(GROUP_COEFFICIENTS):
-                folded = np.zeros((rows.stop - rows.start, frames), dtype=plan.dtype)
+                folded = (np.zeros((rows.stop - rows.start, frames), dtype=plan.dtype) if layout.real
+                          else output[channel, rows])
+                if not layout.real:
+                    folded[...] = 0
                 for row, target in zip(range(rows.start, rows.stop), folded, strict=True):
                     first, width = int(layout.starts[row]), int(layout.widths[row])
                     if not width:
@@ -145,11 +153,12 @@ def analyze(signal: np.ndarray, plan: Plan, *, workers: int | None = None) -> li
                         # self-conjugate points (DC, Nyquist), which must be counted once.
                         _place(target, (-(first + width - 1)) % frames, values[::-1].conj())
                     _place(target, first % frames, values)
-                folded = sp_fft.ifft(folded, axis=1, overwrite_x=True, workers=workers)
+                result = sp_fft.ifft(folded, axis=1, norm="forward", overwrite_x=True,
+                                     workers=workers)
                 if layout.real:
-                    np.multiply(folded.real, scale, out=output[channel, rows])
-                else:
-                    np.multiply(folded, scale, out=output[channel, rows])
+                    np.multiply(result.real, real.type(0.5), out=output[channel, rows])
+                elif not np.shares_memory(result, folded):  # pocketfft works in place
+                    folded[...] = result
     return outputs
 
 
@@ -205,20 +214,25 @@ def synthesize(
                     f"band {layout.band.name} must have shape {expected}, "
                     f"got {band_coefficients.shape}"
                 )
-            scale = real.type(layout.synthesis_scale)
             frames = layout.frames
             for rows in layout.row_groups(GROUP_COEFFICIENTS):
+                # norm="forward" gives 1 / frames; synthesis_scale / length is that for a real
+                # row and half of it for a complex one: real rows are doubled here, the
+                # spectrum halved once at the end.
                 periodic = sp_fft.fft(
                     band_coefficients[channel, rows].astype(plan.dtype, copy=False), axis=1,
-                    workers=workers,
+                    norm="forward", workers=workers,
                 )
+                if layout.real:
+                    periodic *= real.type(2.0)
                 for row, source in zip(range(rows.start, rows.stop), periodic, strict=True):
                     first, width = int(layout.starts[row]), int(layout.widths[row])
                     if not width:
                         continue
-                    values = _take(source, first % frames, width) * (layout.weights[row, :width] * scale)
+                    values = _take(source, first % frames, width) * layout.weights[row, :width]
                     spectrum[first : first + width] += values
-        signal[channel] = sp_fft.irfft(spectrum, n=plan.length, workers=workers)
+        spectrum *= real.type(0.5)
+        signal[channel] = sp_fft.irfft(spectrum, n=plan.length, norm="forward", workers=workers)
     return signal
 
 

@@ -84,7 +84,60 @@ def _seed(seed: int | None) -> int:
     return int(np.random.SeedSequence().entropy % 2**63) if seed is None else int(seed)
 
 
-class Dataset:
+class _Crops:
+    """What both datasets share: the crop rule, epochs, and the files each process opens
+    (lazily, at most :data:`_OPEN_FILES`, never a handle inherited across a fork)."""
+
+    files: list[Path]
+    crop_samples: int | None
+    step: int
+    random_crop: bool
+    seed: int
+    epoch: int
+    _lengths: list[int]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch: random crops differ between epochs, reproducibly."""
+        self.epoch = int(epoch)
+
+    def crop(self, index: int) -> tuple[int, int]:
+        """Return the sample range ``(start, stop)`` item ``index`` reads in this epoch."""
+        return _crop(self._lengths[index], self.crop_samples, self.step, self.random_crop,
+                     (self.seed, self.epoch, index))
+
+    def _opened(self, path: Path, opener: Callable):
+        """The handle of ``path`` in this process, opened with ``opener(path)`` if needed."""
+        if os.getpid() != getattr(self, "_pid", None):  # forked: never use the parent's handles
+            self._open: OrderedDict[Path, object] = OrderedDict()
+            self._pid = os.getpid()
+        handle = self._open.get(path)
+        if handle is None:
+            handle = opener(path)
+            self._open[path] = handle
+            while len(self._open) > _OPEN_FILES:
+                _, oldest = self._open.popitem(last=False)
+                oldest.close()
+        else:
+            self._open.move_to_end(path)
+        return handle
+
+    def close(self) -> None:
+        """Close the files this process has open."""
+        for handle in getattr(self, "_open", {}).values():
+            handle.close()
+        self._open = OrderedDict()
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_open", None)
+        state.pop("_pid", None)
+        return state
+
+
+class Dataset(_Crops):
     """Crops of msfreq files, aligned across octaves: ``dataset[i]`` is a crop of file ``i``.
 
     Parameters
@@ -200,13 +253,8 @@ class Dataset:
         self.dtype = None if dtype is None else resolve_dtype(dtype)
         self.seed = _seed(seed)
         self.epoch = 0
-        self._open: OrderedDict[Path, Reader] = OrderedDict()
-        self._pid = os.getpid()
 
     # --- the map-style protocol ---------------------------------------------------------
-    def __len__(self) -> int:
-        return len(self.files)
-
     def __getitem__(self, index: int):
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} files")
@@ -225,14 +273,6 @@ class Dataset:
                           "start": low / rate, "stop": high / rate}
         return item
 
-    def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch: random crops differ between epochs, reproducibly."""
-        self.epoch = int(epoch)
-
-    def crop(self, index: int) -> tuple[int, int]:
-        """Return the sample range ``(start, stop)`` item ``index`` reads in this epoch."""
-        return _crop(self._lengths[index], self.crop_samples, self.step, self.random_crop,
-                     (self.seed, self.epoch, index))
 
     # --- internals --------------------------------------------------------------------
     def _shape(self, representation: Representation, missing: int):
@@ -265,34 +305,7 @@ class Dataset:
         return image
 
     def _reader(self, path: Path) -> Reader:
-        if os.getpid() != self._pid:  # forked: never use the parent's handles
-            self._open = OrderedDict()
-            self._pid = os.getpid()
-        reader = self._open.get(path)
-        if reader is None:
-            reader = open_reader(path)
-            self._open[path] = reader
-            while len(self._open) > _OPEN_FILES:
-                _, oldest = self._open.popitem(last=False)
-                oldest.close()
-        else:
-            self._open.move_to_end(path)
-        return reader
-
-    def close(self) -> None:
-        """Close the files this process has open."""
-        for reader in self._open.values():
-            reader.close()
-        self._open.clear()
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_open"] = OrderedDict()
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._pid = os.getpid()
+        return self._opened(path, open_reader)
 
     def __repr__(self) -> str:
         crop = "whole files" if self.crop_samples is None else f"{self.crop_samples / self.grid.sample_rate:.3f} s crops"
@@ -300,7 +313,7 @@ class Dataset:
                 f"{'stacked' if self.stacked else 'per band'})")
 
 
-class AudioDataset:
+class AudioDataset(_Crops):
     """Raw audio crops, for a training loop that computes the representation itself.
 
     ``dataset[i]`` is a float32 array ``(channels, crop_samples)``: a crop of audio file
@@ -424,11 +437,6 @@ class AudioDataset:
         self.with_info = bool(with_info)
         self.seed = _seed(seed)
         self.epoch = 0
-        self._open: OrderedDict[Path, object] = OrderedDict()
-        self._pid = os.getpid()
-
-    def __len__(self) -> int:
-        return len(self.files)
 
     def __getitem__(self, index: int):
         if not -len(self) <= index < len(self):
@@ -459,45 +467,10 @@ class AudioDataset:
                           "start": low / self.sample_rate, "stop": high / self.sample_rate}
         return item
 
-    def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch: random crops differ between epochs, reproducibly."""
-        self.epoch = int(epoch)
-
-    def crop(self, index: int) -> tuple[int, int]:
-        """Return the sample range ``(start, stop)`` item ``index`` reads in this epoch."""
-        return _crop(self._lengths[index], self.crop_samples, self.step, self.random_crop,
-                     (self.seed, self.epoch, index))
 
     def _handle(self, index: int):
-        if os.getpid() != self._pid:  # forked: never use the parent's handles
-            self._open = OrderedDict()
-            self._pid = os.getpid()
-        path = self.files[index]
-        handle = self._open.get(path)
-        if handle is None:
-            handle = open_reader(path) if self._encoded[index] else AudioReader(probe(path))
-            self._open[path] = handle
-            while len(self._open) > _OPEN_FILES:
-                _, oldest = self._open.popitem(last=False)
-                oldest.close()
-        else:
-            self._open.move_to_end(path)
-        return handle
-
-    def close(self) -> None:
-        """Close the files this process has open."""
-        for handle in self._open.values():
-            handle.close()
-        self._open.clear()
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_open"] = OrderedDict()
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._pid = os.getpid()
+        opener = open_reader if self._encoded[index] else (lambda path: AudioReader(probe(path)))
+        return self._opened(self.files[index], opener)
 
     def __repr__(self) -> str:
         crop = ("whole files" if self.crop_samples is None

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import scipy.fft as sp_fft
 
+from msfreq import fft
 from msfreq.errors import ParameterError
 from msfreq.frames import Plan, get_plan
 from msfreq.params import BLOCK_SECONDS
@@ -133,8 +134,8 @@ def analyze(signal: np.ndarray, plan: Plan, *, workers: int | None = None) -> li
         # then x2 on the half spectrum), the inverse FFTs none, so a complex row comes out as
         # 2 / hop * (1 / frames) * sum = analysis_scale * ifft, in place, with no pass over
         # the coefficients afterwards; real rows take their 1 / hop with one halving.
-        spectrum = sp_fft.rfft(signal[channel].astype(real, copy=False), norm="forward",
-                               workers=workers)
+        spectrum = fft.rfft(signal[channel].astype(real, copy=False), norm="forward",
+                            workers=workers)
         spectrum *= real.type(2.0)
         for layout, output in zip(plan.layouts, outputs, strict=True):
             frames = layout.frames
@@ -153,11 +154,18 @@ def analyze(signal: np.ndarray, plan: Plan, *, workers: int | None = None) -> li
                         # self-conjugate points (DC, Nyquist), which must be counted once.
                         _place(target, (-(first + width - 1)) % frames, values[::-1].conj())
                     _place(target, first % frames, values)
+                if layout.real:
+                    # Hermitian by construction: the inverse real FFT of its first half is the
+                    # real part of the inverse FFT, at half the work (the high residual is one
+                    # row with a third as many frames as samples)
+                    for row, target in zip(range(rows.start, rows.stop), folded, strict=True):
+                        result = fft.irfft(target[: frames // 2 + 1], frames, norm="forward",
+                                           workers=workers)
+                        np.multiply(result, real.type(0.5), out=output[channel, row])
+                    continue
                 result = sp_fft.ifft(folded, axis=1, norm="forward", overwrite_x=True,
                                      workers=workers)
-                if layout.real:
-                    np.multiply(result.real, real.type(0.5), out=output[channel, rows])
-                elif not np.shares_memory(result, folded):  # pocketfft works in place
+                if not np.shares_memory(result, folded):  # pocketfft works in place
                     folded[...] = result
     return outputs
 
@@ -219,12 +227,14 @@ def synthesize(
                 # norm="forward" gives 1 / frames; synthesis_scale / length is that for a real
                 # row and half of it for a complex one: real rows are doubled here, the
                 # spectrum halved once at the end.
-                periodic = sp_fft.fft(
-                    band_coefficients[channel, rows].astype(plan.dtype, copy=False), axis=1,
-                    norm="forward", workers=workers,
-                )
+                values_of = band_coefficients[channel, rows]
                 if layout.real:
-                    periodic *= real.type(2.0)
+                    # a real row's spectrum is Hermitian: where its window reads only the lower
+                    # half, the real FFT (half the work) holds what is needed
+                    periodic = [_real_row_spectrum(row, layout, workers) for row in values_of]
+                else:
+                    periodic = sp_fft.fft(values_of.astype(plan.dtype, copy=False), axis=1,
+                                          norm="forward", workers=workers)
                 for row, source in zip(range(rows.start, rows.stop), periodic, strict=True):
                     first, width = int(layout.starts[row]), int(layout.widths[row])
                     if not width:
@@ -232,8 +242,22 @@ def synthesize(
                     values = _take(source, first % frames, width) * layout.weights[row, :width]
                     spectrum[first : first + width] += values
         spectrum *= real.type(0.5)
-        signal[channel] = sp_fft.irfft(spectrum, n=plan.length, norm="forward", workers=workers)
+        signal[channel] = fft.irfft(spectrum, plan.length, norm="forward", workers=workers)
     return signal
+
+
+def _real_row_spectrum(values: np.ndarray, layout, workers: int | None) -> np.ndarray:
+    """The spectrum of one real row (doubled, see :func:`synthesize`), periodic in
+    ``layout.frames``: its real FFT where every window of the band reads only the lower half
+    (positions up to ``frames // 2``), else the full FFT."""
+    frames = layout.frames
+    positions = layout.starts % frames
+    if np.all(positions + layout.widths - 1 <= frames // 2):
+        spectrum = fft.rfft(values, norm="forward", workers=workers)
+    else:
+        spectrum = sp_fft.fft(values, norm="forward", workers=workers)
+    spectrum *= 2
+    return spectrum
 
 
 class BlockSchedule:

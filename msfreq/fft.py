@@ -1,0 +1,160 @@
+"""Long real FFTs by the four-step method, for the whole-signal transform.
+
+A real FFT of millions of points through :mod:`scipy.fft` walks the whole array once per
+radix pass and is bound by memory, not arithmetic: measured here, one float32 ``rfft`` of
+8,847,360 points takes 0.13 s while the same number of points in batched FFTs of 32,768
+takes 0.02 s.  The four-step method (Bailey, "FFTs in external or hierarchical memory",
+1990) computes the same transform of length ``L = L1 * L2`` as short FFTs that stay in
+cache: ``L2`` FFTs of length ``L1`` (down the columns of the signal laid out as an
+``L1 x L2`` array), a multiplication by twiddle factors, ``L1 / 2 + 1`` FFTs of length
+``L2`` along the rows, and a reordering.  For real input only half of the column FFTs are
+needed (they are Hermitian); the inverse runs the same steps backwards.  The result is the
+DFT itself, with the rounding of the batched FFTs instead of scipy's.
+
+The twiddle factors ``exp(-2 pi i k1 n2 / L)`` are not tabulated in full (that would be half
+the signal's size): with ``n2 = q c + r`` they are the product of a factor in ``r`` and one in
+``q``, two tables of about ``L1 * sqrt(L2)`` values each.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import scipy.fft as sp_fft
+
+__all__ = ["FOUR_STEP_MIN", "rfft", "irfft", "split"]
+
+#: Below this length scipy's own FFT is as fast or faster (measured here: at 2**21 points
+#: scipy's is faster, at 2,304,000 even, at 8,847,360 the four-step rfft takes 0.66x and the
+#: inverse 0.76x of scipy's time).
+FOUR_STEP_MIN = 1 << 22
+
+
+def split(length: int) -> tuple[int, int] | None:
+    """Return ``(L1, L2)`` with ``L1 * L2 == length``, both even and FFT-friendly and
+    ``L1`` close to ``sqrt(length)``, or None if ``length`` is short or has no such split."""
+    if length < FOUR_STEP_MIN or length % 4:
+        return None
+    root = math.isqrt(length)
+    best = None
+    for first in range(2, 2 * root + 1, 2):
+        if length % first or (length // first) % 2:
+            continue
+        if sp_fft.next_fast_len(first) != first or sp_fft.next_fast_len(length // first) != length // first:
+            continue
+        if best is None or abs(math.log(first / root)) < abs(math.log(best / root)):
+            best = first
+    return None if best is None else (best, length // best)
+
+
+@lru_cache(maxsize=8)
+def _twiddles(length: int, first: int, dtype: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Tables ``low[k1, r]`` and ``high[k1, q]`` with ``low * high = exp(-2 pi i k1 n2 / L)``
+    for ``n2 = q * step + r``; returns ``(low, high, step)``."""
+    second = length // first
+    step = 1
+    for candidate in range(math.isqrt(second), 0, -1):
+        if second % candidate == 0:
+            step = candidate
+            break
+    rows = np.arange(first // 2 + 1, dtype=np.int64)[:, None]
+    low = np.exp(-2j * np.pi * ((rows * np.arange(step)) % length) / length)
+    high = np.exp(-2j * np.pi * ((rows * (step * np.arange(second // step))) % length) / length)
+    return low.astype(dtype), high.astype(dtype), step
+
+
+def _turn(values: np.ndarray, length: int, first: int, inverse: bool) -> None:
+    """Multiply ``values`` (``(first // 2 + 1, length // first)``) by the twiddle factors, in
+    place (their conjugates for the inverse)."""
+    low, high, step = _twiddles(length, first, values.dtype.str)
+    if inverse:
+        low, high = low.conj(), high.conj()
+    shaped = values.reshape(values.shape[0], -1, step)
+    shaped *= low[:, None, :]
+    shaped *= high[:, :, None]
+
+
+def rfft(signal: np.ndarray, *, norm: str = "backward", workers: int | None = None) -> np.ndarray:
+    """The real FFT of a 1-D ``signal``, as :func:`scipy.fft.rfft` (same output and norms).
+
+    Parameters
+    ----------
+    signal : ndarray, shape (length,)
+        Real; float32 gives a complex64 result.
+    norm : {"backward", "forward"}
+    workers : int, optional
+
+    Returns
+    -------
+    ndarray, shape (length // 2 + 1,)
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.fft
+    >>> x = np.random.default_rng(0).standard_normal(2**22)
+    >>> bool(np.allclose(rfft(x), scipy.fft.rfft(x)))
+    True
+    """
+    length = signal.shape[0]
+    parts = split(length)
+    if parts is None:
+        return sp_fft.rfft(signal, norm=norm, workers=workers)
+    first, second = parts
+    half = first // 2
+    # columns: a[k1, n2] = sum over n1 of x[n1 * L2 + n2] exp(-2 pi i k1 n1 / L1)
+    columns = sp_fft.rfft(signal.reshape(first, second), axis=0, norm=norm, workers=workers)
+    _turn(columns, length, first, inverse=False)
+    rows = sp_fft.fft(columns, axis=1, norm=norm, overwrite_x=True, workers=workers)
+    # rows[k1, k2] = X[k1 + L1 * k2] for k1 <= L1 / 2; the other k1 are conjugate mirrors
+    kept = second // 2 + 1
+    out = np.empty((kept, first), dtype=rows.dtype)
+    out[:, : half + 1] = rows[:, :kept].T
+    mirrored = rows[half - 1 : 0 : -1, second - kept :][:, ::-1]  # rows L1-k1, cols L2-1-k2
+    np.conjugate(mirrored.T, out=out[:, half + 1 :])
+    return out.reshape(-1)[: length // 2 + 1]
+
+
+def irfft(spectrum: np.ndarray, length: int, *, norm: str = "backward",
+          workers: int | None = None) -> np.ndarray:
+    """The inverse of :func:`rfft`, as :func:`scipy.fft.irfft` with ``n=length``.
+
+    Parameters
+    ----------
+    spectrum : ndarray, shape (length // 2 + 1,)
+    length : int
+    norm : {"backward", "forward"}
+    workers : int, optional
+
+    Returns
+    -------
+    ndarray, shape (length,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).standard_normal(2**22)
+    >>> bool(np.allclose(irfft(rfft(x), x.size), x))
+    True
+    """
+    parts = split(length)
+    if parts is None or spectrum.shape[0] != length // 2 + 1:
+        return sp_fft.irfft(spectrum, n=length, norm=norm, workers=workers)
+    first, second = parts
+    half = first // 2
+    # rows[k1, k2] = X[k1 + L1 * k2] of the full Hermitian spectrum, for k1 <= L1 / 2: the
+    # first half of the k2 read the spectrum as it is, the second half its mirror (from
+    # L / 2 down); DC and Nyquist count as real, as scipy's inverse takes them
+    middle = length // 2
+    rows = np.empty((half + 1, second), dtype=spectrum.dtype)
+    rows[:, : second // 2] = spectrum[:middle].reshape(second // 2, first)[:, : half + 1].T
+    mirror = spectrum[middle:0:-1].conj()
+    rows[:, second // 2 :] = mirror.reshape(second // 2, first)[:, : half + 1].T
+    del mirror
+    rows[0, 0] = rows[0, 0].real
+    rows[0, second // 2] = rows[0, second // 2].real
+    rows = sp_fft.ifft(rows, axis=1, norm=norm, overwrite_x=True, workers=workers)
+    _turn(rows, length, first, inverse=True)
+    signal = sp_fft.irfft(rows, n=first, axis=0, norm=norm, workers=workers)
+    return signal.reshape(-1)

@@ -37,13 +37,17 @@ def msfreq_tool(dtype: str):
 
 
 def fft_floor(x: np.ndarray, rate: int):
-    """The FFT work msfreq cannot avoid: one real FFT of the (padded) signal, and inverse
-    FFTs with the shapes of the coefficient arrays (single precision, like the default)."""
+    """The FFT work of msfreq's layout done with plain scipy calls, as issue #14 defines it:
+    analysis = one float32 real FFT of the padded signal and batched complex64 inverse FFTs
+    with the shapes of the octave bands; synthesis = the batched forward FFTs of those shapes
+    and one inverse real FFT of the signal's length.  (msfreq also computes the two residual
+    bands, which this reference leaves out.)"""
     grid = make_grid(rate, TransformParams(bins_per_octave=BINS))
     length = transform_units(x.size, grid) * grid.hop_unit
     signal = np.zeros(length, dtype=np.float32)
     signal[: x.size] = x
-    shapes = [(band.n_bins, length // band.hop) for band in grid.bands]
+    spectrum = sp_fft.rfft(signal)
+    shapes = [(band.n_bins, length // band.hop) for band in grid.octaves]
     buffers = [np.ones(shape, dtype=np.complex64) for shape in shapes]
 
     def encode():
@@ -53,7 +57,7 @@ def fft_floor(x: np.ndarray, rate: int):
     def decode(arrays):
         for array in arrays:
             sp_fft.fft(array, axis=1)
-        return sp_fft.irfft(sp_fft.rfft(signal), n=length)[: x.size]
+        return sp_fft.irfft(spectrum, n=length)[: x.size]
 
     count = sum(band.n_bins * length // band.hop * (0.5 if band.kind == "residual" else 1)
                 for band in grid.bands)

@@ -140,20 +140,24 @@ def analyze(signal: np.ndarray, plan: Plan, *, workers: int | None = None) -> li
         for layout, output in zip(plan.layouts, outputs, strict=True):
             frames = layout.frames
             for rows in layout.row_groups(GROUP_COEFFICIENTS):
-                folded = (np.zeros((rows.stop - rows.start, frames), dtype=plan.dtype) if layout.real
-                          else output[channel, rows])
-                if not layout.real:
-                    folded[...] = 0
-                for row, target in zip(range(rows.start, rows.stop), folded, strict=True):
-                    first, width = int(layout.starts[row]), int(layout.widths[row])
-                    if not width:
-                        continue
-                    values = spectrum[first : first + width] * layout.weights[row, :width]
-                    if layout.real:
+                if layout.real:
+                    folded = np.zeros((rows.stop - rows.start, frames), dtype=plan.dtype)
+                    for row, target in zip(range(rows.start, rows.stop), folded, strict=True):
+                        first, width = int(layout.starts[row]), int(layout.widths[row])
+                        if not width:
+                            continue
+                        values = spectrum[first : first + width] * layout.weights[row, :width]
                         # Negative-frequency mirror first; the direct values then overwrite the
                         # self-conjugate points (DC, Nyquist), which must be counted once.
                         _place(target, (-(first + width - 1)) % frames, values[::-1].conj())
-                    _place(target, first % frames, values)
+                        _place(target, first % frames, values)
+                else:
+                    # Straight into the output rows: each row's window values, multiplied in
+                    # place where they fall, and zeros around them (one pass over the row).
+                    folded = output[channel, rows]
+                    for row, target in zip(range(rows.start, rows.stop), folded, strict=True):
+                        _weigh_into(target, spectrum, int(layout.starts[row]),
+                                    layout.weights[row, : int(layout.widths[row])])
                 if layout.real:
                     # Hermitian by construction: the inverse real FFT of its first half is the
                     # real part of the inverse FFT, at half the work (the high residual is one
@@ -168,6 +172,21 @@ def analyze(signal: np.ndarray, plan: Plan, *, workers: int | None = None) -> li
                 if not np.shares_memory(result, folded):  # pocketfft works in place
                     folded[...] = result
     return outputs
+
+
+def _weigh_into(target: np.ndarray, spectrum: np.ndarray, first: int, weights: np.ndarray) -> None:
+    """Set the periodic ``target`` to ``spectrum[first:first + width] * weights`` at positions
+    ``first % size ...`` (wrapping once at most) and to zero elsewhere."""
+    size, width = target.shape[0], weights.shape[0]
+    start = first % size
+    head = min(width, size - start)
+    np.multiply(spectrum[first : first + head], weights[:head], out=target[start : start + head])
+    if head < width:  # wrapped: the run continues at 0 and the gap lies between
+        np.multiply(spectrum[first + head : first + width], weights[head:], out=target[: width - head])
+        target[width - head : start] = 0
+    else:
+        target[:start] = 0
+        target[start + head :] = 0
 
 
 def _place(target: np.ndarray, first: int, values: np.ndarray) -> None:

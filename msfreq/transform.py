@@ -95,7 +95,9 @@ def check_samples(samples: object) -> np.ndarray:
         )
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ParameterError(f"samples must not be empty, got shape {array.shape}")
-    if array.dtype.kind == "f":
+    # A finite sum means every sample is finite (NaN and infinities propagate): one reduction
+    # instead of a mask; only a non-finite sum (or an overflowing one) looks closer.
+    if array.dtype.kind == "f" and not np.isfinite(array.sum(dtype=np.float64)):
         finite = np.isfinite(array)
         if not finite.all():
             bad = int(np.argmin(finite.all(axis=1)))
@@ -148,8 +150,12 @@ def analyze(signal: np.ndarray, plan: Plan, *, workers: int | None = None) -> li
                             continue
                         values = spectrum[first : first + width] * layout.weights[row, :width]
                         # Negative-frequency mirror first; the direct values then overwrite the
-                        # self-conjugate points (DC, Nyquist), which must be counted once.
-                        _place(target, (-(first + width - 1)) % frames, values[::-1].conj())
+                        # self-conjugate points (DC, Nyquist), which must be counted once.  Only
+                        # positions up to frames // 2 are read (below): a mirror run that lies
+                        # wholly above is not written.
+                        mirror = (-(first + width - 1)) % frames
+                        if mirror <= frames // 2 or mirror + width > frames:
+                            _place(target, mirror, values[::-1].conj())
                         _place(target, first % frames, values)
                 else:
                     # Straight into the output rows: each row's window values, multiplied in

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 MODULES = [
-    "msfreq", "msfreq.params", "msfreq.scales", "msfreq.frames", "msfreq.transform",
+    "msfreq", "msfreq.params", "msfreq.scales", "msfreq.frames", "msfreq.fft", "msfreq.transform",
     "msfreq.representation", "msfreq.quantize", "msfreq.store", "msfreq.audio",
     "msfreq.convert", "msfreq.pool", "msfreq.batch", "msfreq.report", "msfreq.dataset",
     "msfreq.errors", "msfreq.torch",

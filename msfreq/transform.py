@@ -1,7 +1,8 @@
 """Encode and decode arrays: the multi-scale transform on samples in memory.
 
 Nothing here touches files or the terminal.  The whole-signal transform is exact (the frame
-is painless, see :mod:`msfreq.frames`); long signals are transformed block by block with
+is painless, see :mod:`msfreq.frames`); its long FFTs (the signal's, and the high residual
+row's) go through :mod:`msfreq.fft`; long signals are transformed block by block with
 overlapping margins, which differs from the whole-signal transform by less than the margins'
 truncation error (see :data:`MARGIN_UNITS`).
 

@@ -102,18 +102,38 @@ def test_griffin_lim_never_increases_the_inconsistency():
     assert history[-1] < 0.25 * history[0]
 
 
-def test_reconstruction_quality_on_a_harmonic_signal():
+@pytest.mark.parametrize("init", ["pghi", "vocoder"])
+def test_reconstruction_quality_on_a_harmonic_signal(init):
     x = harmonic()
     rep = msfreq.encode(x, RATE, oversampling=4, dtype="complex128")
     start = msfreq.decode(msfreq.reconstruct_phase(rep.abs(), n_iter=0, init="zeros"))[:, 0]
-    vocoder = msfreq.decode(msfreq.reconstruct_phase(rep.abs(), n_iter=0))[:, 0]
-    final = msfreq.decode(msfreq.reconstruct_phase(rep.abs(), n_iter=100))[:, 0]
-    assert spectral_convergence(x, vocoder) < spectral_convergence(x, start) - 3
-    assert spectral_convergence(x, final) < -15.0
+    initial = msfreq.decode(msfreq.reconstruct_phase(rep.abs(), n_iter=0, init=init))[:, 0]
+    final = msfreq.decode(msfreq.reconstruct_phase(rep.abs(), n_iter=100, init=init))[:, 0]
+    assert spectral_convergence(x, initial) < spectral_convergence(x, start) - 10
+    assert spectral_convergence(x, final) < -18.0
+
+
+def test_pghi_starts_closer_than_the_vocoder():
+    """Integrating across bins too (measured: -14.8 against -13.0 dB before any iteration)."""
+    x = harmonic()
+    rep = msfreq.encode(x, RATE, oversampling=4, dtype="complex128")
+    pghi = msfreq.decode(msfreq.reconstruct_phase(rep.abs(), n_iter=0, init="pghi"))[:, 0]
+    vocoder = msfreq.decode(msfreq.reconstruct_phase(rep.abs(), n_iter=0, init="vocoder"))[:, 0]
+    assert spectral_convergence(x, pghi) < spectral_convergence(x, vocoder) - 1.0
+
+
+@pytest.mark.parametrize("samples", [0, 1, 2, 7])
+def test_pghi_on_silence_and_tiny_inputs(samples):
+    """Silence (no strongest coefficient) and one-frame bands give finite phases."""
+    x = np.zeros(max(samples, 1))
+    x[:samples] = 1.0
+    rep = msfreq.encode(x, RATE)
+    rebuilt = msfreq.reconstruct_phase(rep.abs(), n_iter=2)
+    assert all(np.isfinite(rebuilt[name]).all() for name in rebuilt.names)
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"init": "pghi"}, "init must be one of"), ({"n_iter": -1}, "n_iter"), ({"momentum": 3}, "momentum"),
+    ({"init": "heap"}, "init must be one of"), ({"n_iter": -1}, "n_iter"), ({"momentum": 3}, "momentum"),
 ])
 def test_bad_reconstruction_options(kwargs, message):
     mags = msfreq.encode(np.zeros(RATE), RATE).abs()

@@ -30,6 +30,8 @@ Measured on an H100 (``benchmarks/GPU.md``), 64 clips of 10 s: analysis 1.8x and
 
 The tables are module buffers (not saved in the state dict): they move with ``.to(device)``.
 A few lengths are cached (:data:`PLAN_CACHE_SIZE`); training on fixed-length crops builds one.
+They take about 1 MB per second of audio at 44.1 kHz and are built on the CPU (measured: 10 MB
+in 0.20 s for 10-s clips, 60 MB in 0.84 s for 60 s).
 Long recordings are better converted with ``msfreq encode`` (block-wise, bounded memory).
 """
 

@@ -80,6 +80,14 @@ def _crop(length: int, crop: int | None, step: int, random: bool, key: tuple[int
     return position * step, position * step + crop
 
 
+def _whole_steps(seconds: object, sample_rate: int, step: int) -> int:
+    """``seconds`` of audio rounded up to a whole number (at least one) of ``step`` samples."""
+    value = float(seconds)  # type: ignore[arg-type]
+    if not np.isfinite(value) or value <= 0:
+        raise ParameterError(f"crop_seconds must be > 0, got {seconds!r}")
+    return max(1, int(np.ceil(value * sample_rate / step))) * step
+
+
 def _seed(seed: int | None) -> int:
     return int(np.random.SeedSequence().entropy % 2**63) if seed is None else int(seed)
 
@@ -107,6 +115,31 @@ class _Crops:
         """Return the sample range ``(start, stop)`` item ``index`` reads in this epoch."""
         return _crop(self._lengths[index], self.crop_samples, self.step, self.random_crop,
                      (self.seed, self.epoch, index))
+
+    def _where(self, index: int) -> tuple[int, int, int]:
+        """Item ``index`` (negative counts from the end) and its crop ``(start, stop)``."""
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} files")
+        index %= len(self)
+        return (index, *self.crop(index))
+
+    def _choose_channels(self, counts: list[int], channels: object) -> None:
+        """Check ``channels`` (numbers, ``"mix"`` or None) against every file's channel
+        count, so that all items have one shape."""
+        self._channels = channels
+        self._mix = isinstance(channels, str)
+        if self._mix and channels != "mix":
+            raise ParameterError(f"channels must be channel numbers or 'mix', got {channels!r}")
+        if self._mix:
+            return
+        for count in counts:
+            select_channels(count, channels)
+        if channels is None and len(set(counts)) > 1:
+            raise ParameterError(
+                f"the files have {' and '.join(map(str, sorted(set(counts))))} channels, so items "
+                "would differ in shape; pass channels='mix' (the mono mix-down) or a list of "
+                "channel numbers that every file has"
+            )
 
     def _opened(self, path: Path, opener: Callable):
         """The handle of ``path`` in this process, opened with ``opener(path)`` if needed."""
@@ -221,28 +254,12 @@ class Dataset(_Crops):
         self.grid = grid
         self.bands = select_bands(grid, octaves)
         self._lengths = [header.length for header in headers]
-        self._channels = channels
-        self._mix = isinstance(channels, str)
-        if self._mix and channels != "mix":
-            raise ParameterError(f"channels must be channel numbers or 'mix', got {channels!r}")
-        if not self._mix:
-            for header in headers:
-                select_channels(header.n_channels, channels)
-            counts = sorted({header.n_channels for header in headers})
-            if channels is None and len(counts) > 1:
-                raise ParameterError(
-                    f"the files have {' and '.join(map(str, counts))} channels, so items would "
-                    "differ in shape; pass channels='mix' (the mono mix-down) or a list of "
-                    "channel numbers that every file has"
-                )
+        self._choose_channels([header.n_channels for header in headers], channels)
         self.step = max(band.hop for band in self.bands)
         if crop_seconds is None:
             self.crop_samples = None
         else:
-            seconds = float(crop_seconds)
-            if not np.isfinite(seconds) or seconds <= 0:
-                raise ParameterError(f"crop_seconds must be > 0, got {crop_seconds!r}")
-            self.crop_samples = max(1, int(np.ceil(seconds * grid.sample_rate / self.step))) * self.step
+            self.crop_samples = _whole_steps(crop_seconds, grid.sample_rate, self.step)
         self.random_crop = bool(random_crop)
         self.stacked = bool(stacked)
         if self.stacked and not any(not band.is_residual for band in self.bands):
@@ -256,10 +273,7 @@ class Dataset(_Crops):
 
     # --- the map-style protocol ---------------------------------------------------------
     def __getitem__(self, index: int):
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} files")
-        index %= len(self)
-        low, high = self.crop(index)
+        index, low, high = self._where(index)
         reader = self._reader(self.files[index])
         available = min(high, self._lengths[index])
         picked = None if self._mix else select_channels(reader.header.n_channels, self._channels)
@@ -411,26 +425,11 @@ class AudioDataset(_Crops):
         self.step = self.grid.hop_unit
         self._lengths = [frames for _, frames, _ in facts]
         self._counts = [count for _, _, count in facts]
-        self._mix = isinstance(channels, str)
-        if self._mix and channels != "mix":
-            raise ParameterError(f"channels must be channel numbers or 'mix', got {channels!r}")
-        self._channels = channels
-        if not self._mix:
-            for count in self._counts:
-                select_channels(count, channels)
-            if channels is None and len(set(self._counts)) > 1:
-                raise ParameterError(
-                    f"the files have {' and '.join(map(str, sorted(set(self._counts))))} channels, "
-                    "so items would differ in shape; pass channels='mix' or a list of channel "
-                    "numbers that every file has"
-                )
+        self._choose_channels(self._counts, channels)
         if crop_seconds is None:
             self.crop_samples = None
         else:
-            seconds = float(crop_seconds)
-            if not np.isfinite(seconds) or seconds <= 0:
-                raise ParameterError(f"crop_seconds must be > 0, got {crop_seconds!r}")
-            needed = int(np.ceil(seconds * self.sample_rate / self.step)) * self.step
+            needed = _whole_steps(crop_seconds, self.sample_rate, self.step)
             self.crop_samples = transform_units(needed, self.grid) * self.step
         self.random_crop = bool(random_crop)
         self.transform = transform
@@ -439,10 +438,7 @@ class AudioDataset(_Crops):
         self.epoch = 0
 
     def __getitem__(self, index: int):
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} files")
-        index %= len(self)
-        low, high = self.crop(index)
+        index, low, high = self._where(index)
         picked = (list(range(self._counts[index])) if self._mix or self._channels is None
                   else select_channels(self._counts[index], self._channels))
         handle = self._handle(index)

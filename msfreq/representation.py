@@ -413,7 +413,8 @@ def _to_db(values: np.ndarray, floor_db: float) -> np.ndarray:
     return 20.0 * np.log10(np.maximum(values, floor))
 
 
-def _grid(sample_rate: object, params: TransformParams) -> Grid:
+def grid_for(sample_rate: object, params: TransformParams) -> Grid:
+    """:func:`~msfreq.scales.make_grid`, taking a float rate that is a whole number too."""
     if isinstance(sample_rate, float) and sample_rate.is_integer():
         sample_rate = int(sample_rate)
     return make_grid(sample_rate, params)  # type: ignore[arg-type]
@@ -470,7 +471,7 @@ def encode(
         oversampling=oversampling,
     )
     complex_dtype = resolve_dtype(dtype)
-    grid = _grid(sample_rate, params)
+    grid = grid_for(sample_rate, params)
     array = check_samples(samples)
     n_samples, channels = array.shape
     units = transform_units(n_samples, grid)

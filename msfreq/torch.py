@@ -51,8 +51,8 @@ from msfreq.params import (
     DEFAULT_TUNING,
     TransformParams,
 )
-from msfreq.representation import Representation, stack_geometry
-from msfreq.scales import Band, Grid, make_grid
+from msfreq.representation import Representation, grid_for, stack_geometry
+from msfreq.scales import Band, Grid
 from msfreq.transform import transform_units
 
 __all__ = ["PLAN_CACHE_SIZE", "Transform", "Coefficients", "analyze", "synthesize"]
@@ -430,9 +430,7 @@ class Transform(torch.nn.Module):
             raise ParameterError(f"dtype must be torch.complex64 or torch.complex128, got {dtype!r}")
         params = TransformParams(bins_per_octave=bins_per_octave, fmin=fmin, tuning=tuning,
                                  n_octaves=n_octaves, oversampling=oversampling)
-        if isinstance(sample_rate, float) and sample_rate.is_integer():
-            sample_rate = int(sample_rate)
-        self._grid = make_grid(sample_rate, params)
+        self._grid = grid_for(sample_rate, params)
         self._dtype = dtype
         self._real = _COMPLEX[dtype]
         # Where the tables go: follows .to(device) like any buffer.

@@ -260,3 +260,14 @@ def test_audio_dataset_refuses_mixed_rates_and_other_grids(audio_corpus, tmp_pat
         msfreq.AudioDataset([])
     with pytest.raises(ParameterError, match="crop_seconds must be > 0"):
         msfreq.AudioDataset(folder, bins_per_octave=12, crop_seconds=0)
+
+
+def test_audio_dataset_names_the_bad_file(tmp_path):
+    """A damaged msfreq file or a file that is not audio: one error naming it, at once."""
+    (tmp_path / "bad.wav.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(200))
+    with pytest.raises(FormatError, match="bad.wav.h5"):
+        msfreq.AudioDataset(tmp_path)
+    (tmp_path / "bad.wav.h5").unlink()
+    (tmp_path / "noise.wav").write_bytes(b"RIFF0000WAVEjunk" + bytes(64))
+    with pytest.raises(msfreq.AudioError, match="noise.wav"):
+        msfreq.AudioDataset(tmp_path)

@@ -64,6 +64,13 @@ def one_shots(folder: Path, count: int) -> Path:
     return folder
 
 
+def widened(music: Path, path: Path, subtype: str) -> Path:
+    """The 16-bit ``music`` in a wider container (24-bit FLAC, float WAV): 16-bit content."""
+    samples, rate = sf.read(str(music), dtype="float64")
+    sf.write(str(path), samples, rate, subtype=subtype)
+    return path
+
+
 def sizes_table(music: Path, folder: Path, deep: Path, floats: Path) -> list[str]:
     rows = ["| source | options | bytes per second of audio | ratio to the source | encode (s) | decode (s) | decoded |",
             "|---|---|---|---|---|---|---|"]
@@ -71,7 +78,9 @@ def sizes_table(music: Path, folder: Path, deep: Path, floats: Path) -> list[str
              ([], ["--compression", "gzip"], ["--compression", "none"], ["--keep-bits", "12"])]
     cases += [(folder, "drum one-shots (8/16/24-bit)", []),
               (deep, "24-bit stereo", []), (deep, "24-bit stereo", ["--precision", "double"]),
-              (floats, "float stereo", []), (floats, "float stereo", ["--keep-bits", "16"])]
+              (floats, "float stereo", []), (floats, "float stereo", ["--keep-bits", "16"]),
+              (widened(music, WORK / "wide.flac", "PCM_24"), "16-bit content in 24-bit FLAC", []),
+              (widened(music, WORK / "wide.wav", "FLOAT"), "16-bit content in float WAV", [])]
     for source, label, options in cases:
         out = WORK / "enc"
         shutil.rmtree(out, ignore_errors=True)

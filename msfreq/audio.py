@@ -29,6 +29,8 @@ __all__ = [
     "output_format",
     "quantize",
     "overs",
+    "grid_bits",
+    "snap",
     "Checksum",
     "LOSSY_SUBTYPES",
     "AUDIO_SUFFIXES",
@@ -62,6 +64,68 @@ AUDIO_SUFFIXES = frozenset(
 
 #: Frames converted and written at a time.
 _WRITE_FRAMES = 1 << 18
+#: The finest sample grid looked for in float files (finer: a true float signal).
+MAX_GRID_BITS = 32
+
+
+def grid_bits(raw: np.ndarray) -> int:
+    """Return the bits of the coarsest grid ``raw``'s samples lie on: the smallest ``k`` such
+    that every sample is an integer multiple of ``2**(1 - k)`` of full scale.
+
+    A 24-bit file that holds 16-bit content (padded with zero bits) gives 16; a float file
+    written from 16-bit integers gives 16; a true float signal gives more than
+    :data:`MAX_GRID_BITS`; silence gives 0.
+
+    Parameters
+    ----------
+    raw : ndarray of int32 or float
+        Samples as :class:`AudioReader` reads them: int32 with the value in the top bits
+        (integer subtypes), or the stored floats.
+
+    Examples
+    --------
+    >>> grid_bits(np.array([3 << 16, -1 << 20], dtype=np.int32))  # 16-bit levels 3 and -16
+    16
+    >>> grid_bits(np.array([0.5, -0.25, 0.0]))
+    3
+    >>> grid_bits(np.array([0.1])) > MAX_GRID_BITS, grid_bits(np.array([-0.0])) > MAX_GRID_BITS
+    (True, True)
+    """
+    if raw.dtype == np.int32:
+        used = int(np.bitwise_or.reduce(raw, axis=None)) if raw.size else 0
+        if used == 0:
+            return 0
+        return 32 - ((used & -used).bit_length() - 1)
+    values = np.asarray(raw, dtype=np.float64).ravel()
+    bits = values.view(np.int64)
+    zero = values == 0
+    if np.any(bits[zero] != 0):
+        return 2 * MAX_GRID_BITS  # -0.0: no grid of integers gives it back
+    nonzero = bits[~zero]
+    if nonzero.size == 0:
+        return 0
+    exponent = ((nonzero >> 52) & 0x7FF) - 1023
+    mantissa = (nonzero & ((1 << 52) - 1)) | (1 << 52)
+    lowest = (mantissa & -mantissa).astype(np.float64)
+    trailing = np.frexp(lowest)[1] - 1
+    # value = mantissa * 2**(exponent - 52); its lowest set bit weighs 2**(exponent - 52 +
+    # trailing), which must be at least 2**(1 - k).
+    needed = 53 - exponent - trailing
+    needed[exponent == -1023] = 2 * MAX_GRID_BITS  # subnormal: a true float
+    return int(needed.max())
+
+
+def snap(samples: np.ndarray, bits: int) -> np.ndarray:
+    """Return ``samples`` rounded to the nearest multiples of ``2**(1 - bits)`` (float64).
+
+    Examples
+    --------
+    >>> snap(np.array([0.26, -0.6]), 3)
+    array([ 0.25, -0.5 ])
+    """
+    scale = float(2 ** (bits - 1))
+    # + 0.0 turns the -0.0 that rounding gives small negative numbers into 0.0
+    return np.rint(np.asarray(samples, dtype=np.float64) * scale) * (1.0 / scale) + 0.0
 
 
 @dataclass(frozen=True)
@@ -186,6 +250,7 @@ class AudioReader:
         self.info = info
         self._hash = hashlib.sha256()
         self._hashed = 0
+        self._grid = 0
         try:
             self._file = sf.SoundFile(os.fsencode(info.path))
         except (sf.LibsndfileError, RuntimeError, OSError) as error:
@@ -224,6 +289,8 @@ class AudioReader:
         if start <= self._hashed < stop:
             fresh = raw[self._hashed - start :]
             self._hash.update(np.ascontiguousarray(fresh, dtype=fresh.dtype.newbyteorder("<")).tobytes())
+            if not self.info.lossy and self._grid <= MAX_GRID_BITS:
+                self._grid = max(self._grid, grid_bits(fresh))
             self._hashed = stop
         if dtype == "int32":
             samples = raw * (1.0 / 2**31)
@@ -236,6 +303,19 @@ class AudioReader:
     def checksum(self) -> str | None:
         """SHA-256 (hex) of all samples, or None if the reads did not cover the file."""
         return self._hash.hexdigest() if self._hashed == self.info.frames else None
+
+    def grid_bits(self) -> int | None:
+        """The bits of the coarsest grid all samples lie on (see :func:`grid_bits`; at least
+        1), or None if the reads did not cover the file, the samples lie on no grid of
+        :data:`MAX_GRID_BITS` or fewer bits, or the file is lossy."""
+        if self._hashed != self.info.frames or self.info.lossy or self._grid > MAX_GRID_BITS:
+            return None
+        return max(self._grid, 1)
+
+    def scan(self) -> None:
+        """Read the whole file once, in order, for :meth:`checksum` and :meth:`grid_bits`."""
+        for start in range(self._hashed, self.info.frames, _WRITE_FRAMES):
+            self.read(start, min(start + _WRITE_FRAMES, self.info.frames))
 
 
 def _resolution(subtype: str | None) -> float:
@@ -367,29 +447,40 @@ class Checksum:
     ----------
     subtype : str
         soundfile subtype of the source.
+    grid : int, optional
+        The source's samples lie on the grid of this many bits (see :func:`grid_bits`):
+        samples are rounded to it first.  Default: the subtype's bit depth (none for floats).
     """
 
-    def __init__(self, subtype: str) -> None:
+    def __init__(self, subtype: str, grid: int | None = None) -> None:
         self.subtype = subtype
+        self.grid = _INTEGER_BITS.get(subtype) if grid is None else grid
         self._hash = hashlib.sha256()
-        #: For integer subtypes, the largest distance (in LSB) of a sample from the integer
+        #: Where there is a grid, the largest distance (in its steps) of a sample from the
         #: level it rounds to: how close the samples came to rounding otherwise.
         self.worst = 0.0
 
     def update(self, samples: np.ndarray) -> None:
         """Add float samples, shape (frames, channels)."""
-        bits = _INTEGER_BITS.get(self.subtype)
         for first in range(0, samples.shape[0], _WRITE_FRAMES):
             piece = samples[first : first + _WRITE_FRAMES]
-            if bits is not None and piece.size:
-                scaled = np.asarray(piece, dtype=np.float64) * float(2 ** (bits - 1))
+            if self.grid is not None and piece.size:
+                scaled = np.asarray(piece, dtype=np.float64) * float(2 ** (self.grid - 1))
                 self.worst = max(self.worst, float(np.abs(scaled - np.rint(scaled)).max()))
-            data = quantize(piece, self.subtype)
+            data = _on_grid(piece, self.subtype, self.grid)
             self._hash.update(np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<")).tobytes())
 
     def hexdigest(self) -> str:
         """The checksum of everything added."""
         return self._hash.hexdigest()
+
+
+def _on_grid(samples: np.ndarray, subtype: str, grid: int | None) -> np.ndarray:
+    """:func:`quantize` of ``samples`` rounded to the ``grid`` first (where it is coarser)."""
+    bits = _INTEGER_BITS.get(subtype)
+    if grid is not None and (bits is None or grid < bits):
+        samples = snap(samples, grid)
+    return quantize(samples, subtype)
 
 
 class AudioWriter:
@@ -400,12 +491,17 @@ class AudioWriter:
     path : path-like
     sample_rate, channels : int
     format, subtype : str
+    grid : int, optional
+        Round the samples to the grid of this many bits first (the source's, see
+        :func:`grid_bits`), whatever ``subtype`` is written.
     """
 
     def __init__(
-        self, path: str | os.PathLike, sample_rate: int, channels: int, format: str, subtype: str
+        self, path: str | os.PathLike, sample_rate: int, channels: int, format: str, subtype: str,
+        *, grid: int | None = None,
     ) -> None:
         self.path = Path(path)
+        self.grid = grid
         self.sample_rate = sample_rate
         self.channels = channels
         self.format = format
@@ -438,7 +534,7 @@ class AudioWriter:
             clipped, peak = overs(piece, self.subtype)
             self.clipped += clipped
             self.peak = max(self.peak, peak)
-            data = quantize(piece, self.subtype)
+            data = _on_grid(piece, self.subtype, self.grid)
             try:
                 self._file.write(data)
             except (sf.LibsndfileError, RuntimeError) as error:

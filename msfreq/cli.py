@@ -192,6 +192,8 @@ def _encode_line(outcome: Outcome) -> str:
     report = outcome.detail
     exact = {True: "decodes bit-identically", None: "not checked (resampled)",
              False: "does not decode bit-identically at this precision"}[report.exact]
+    if report.grid_bits is not None:
+        exact = f"{report.grid_bits}-bit content, {exact}"
     return (f"encoded: {display(outcome.job.source)} -> {display(report.destination)} "
             f"({report.seconds:.2f} s audio, {_size(report.bytes_written)}, {exact}, "
             f"{report.elapsed:.2f} s)")

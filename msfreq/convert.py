@@ -49,6 +49,7 @@ __all__ = [
     "file_dtype",
     "ROUNDING_GUARD",
     "verify_decode",
+    "source_grid",
     "Resampler",
 ]
 
@@ -147,7 +148,9 @@ class EncodeReport:
     ``exact`` is True when the stored coefficients were checked to decode to exactly the
     source samples, False when they were checked and do not (the precision is too low for
     the source, e.g. 24-bit audio in complex64), None when no check was possible
-    (resampled).  ``storage`` is ``"levels"`` (integers) or ``"float"``.
+    (resampled).  ``storage`` is ``"levels"`` (integers) or ``"float"``.  ``grid_bits`` is
+    set where the source's samples lay on a coarser grid than its subtype's (e.g. 16 for a
+    24-bit file of 16-bit content) and were stored for that grid.
     """
 
     source: Path
@@ -159,6 +162,7 @@ class EncodeReport:
     elapsed: float
     exact: bool | None = None
     storage: str = "float"
+    grid_bits: int | None = None
 
 
 @dataclass(frozen=True)
@@ -224,23 +228,38 @@ class _Retry(Exception):
     """The stored coefficients did not decode exactly: try the next, finer storage."""
 
 
-def file_dtype(info: AudioInfo, options: EncodeOptions, resampled: bool) -> np.dtype:
-    """The coefficient dtype a file is encoded in (resolving ``"auto"``)."""
+def file_dtype(info: AudioInfo, options: EncodeOptions, resampled: bool,
+               grid: int | None = None) -> np.dtype:
+    """The coefficient dtype a file is encoded in (resolving ``"auto"``).
+
+    ``grid``: the bits of the grid the source's samples lie on (see
+    :func:`msfreq.audio.grid_bits`), when known; else the subtype's bit depth.
+    """
     if options.dtype != "auto":
         return np.dtype(options.dtype)
-    bits = info.integer_bits
+    bits = info.integer_bits if grid is None else grid
     deep = bits is not None and EXACT_BITS["complex64"] < bits <= EXACT_BITS["complex128"]
     exact_wanted = options.keep_bits is None and not resampled
     return np.dtype("complex128" if deep and exact_wanted else "complex64")
 
 
-def _storages(info: AudioInfo, options: EncodeOptions, grid: Grid, resampled: bool,
-              dtype: np.dtype):
-    """The storages to try in turn, each with whether it is the last."""
-    bits = info.integer_bits
+def _exact_bits(info: AudioInfo, grid: int | None) -> int | None:
+    """The bits of the grid an exact decode must give the source's samples back on: the
+    coarsest grid they lie on (``grid``, see :func:`msfreq.audio.grid_bits`) where that is
+    coarser than their subtype's and exactly storable, else the subtype's depth (None for a
+    float or lossy source on no such grid)."""
+    if grid is not None and grid <= EXACT_BITS["complex128"] and (
+        info.integer_bits is None or grid < info.integer_bits
+    ):
+        return grid
+    return info.integer_bits
+
+
+def _storages(options: EncodeOptions, grid: Grid, bits: int | None, dtype: np.dtype):
+    """The storages to try in turn, each with whether it is the last.  ``bits``: those of
+    the grid the source's samples lie on (None: no grid, or resampled)."""
     tries: list[Storage] = []
-    if options.keep_bits is None and not resampled and bits is not None \
-            and bits <= EXACT_BITS[dtype.name]:
+    if options.keep_bits is None and bits is not None and bits <= EXACT_BITS[dtype.name]:
         unit = lsb(bits)
         tries += [Storage(dtype=dtype, steps=band_steps(grid.bands, unit, fraction))
                   for fraction in STEP_FRACTIONS]
@@ -251,7 +270,7 @@ def _storages(info: AudioInfo, options: EncodeOptions, grid: Grid, resampled: bo
 def decoded_checksum(
     read, n_samples: int, channels: int, grid: Grid, dtype: np.dtype, subtype: str, *,
     block_seconds: float | None = None, workers: int | None = None,
-    progress: Progress | None = None, sink=None,
+    progress: Progress | None = None, sink=None, grid_bits: int | None = None,
 ) -> Checksum:
     """The SHA-256 (and, for integer subtypes, the rounding margin) of the samples that the
     coefficients ``read`` gives access to decode to, in the sample form of a source of
@@ -264,8 +283,11 @@ def decoded_checksum(
         :func:`~msfreq.transform.synthesize_signal`.
     sink : callable, optional
         Also called with every decoded block, shape (frames, channels), in order.
+    grid_bits : int, optional
+        The source's samples lie on this grid (see :func:`msfreq.audio.grid_bits`): the
+        decoded samples are rounded to it.
     """
-    checksum = Checksum(subtype)
+    checksum = Checksum(subtype, grid_bits)
     units = transform_units(n_samples, grid)
     for start, block in synthesize_signal(read, n_samples, channels, grid, dtype,
                                           block_seconds=block_seconds, memory=BLOCK_BYTES,
@@ -330,7 +352,6 @@ def encode_file(
     rate = info.sample_rate if options.sample_rate is None else options.sample_rate
     grid = make_grid(rate, options.params)
     resampled = rate != info.sample_rate
-    dtype = file_dtype(info, options, resampled)
     with AudioReader(info) as reader:
         if resampled:
             resampler = Resampler(reader, info.sample_rate, rate)
@@ -338,15 +359,28 @@ def encode_file(
         else:
             read, n_samples = reader.read, info.frames
         units = transform_units(n_samples, grid)
+        # The grid the samples lie on decides the dtype and the rounding steps, so it is
+        # known before the transform: a file transformed whole is read whole first, a
+        # longer one is read once ahead (cheap beside the transform).
         whole = None
-        if block_schedule(grid, n_samples, info.channels, dtype=dtype,
+        samples = None
+        if block_schedule(grid, n_samples, info.channels, dtype=file_dtype(info, options, resampled),
                           block_seconds=options.block_seconds, memory=BLOCK_BYTES) is None:
-            whole = next(iter(analyze_signal(read, n_samples, info.channels, grid, dtype,
-                                             memory=BLOCK_BYTES, workers=options.workers)))[2]
-        for storage, last in _storages(info, options, grid, resampled, dtype):
+            samples = read(0, n_samples)
+        elif not resampled:
+            reader.scan()
+        bits = None if resampled else _exact_bits(info, reader.grid_bits())
+        dtype = file_dtype(info, options, resampled, bits)
+        if samples is not None:
+            whole = next(iter(analyze_signal(lambda a, b: samples[a:b], n_samples, info.channels,
+                                             grid, dtype, memory=BLOCK_BYTES,
+                                             workers=options.workers)))[2]
+            del samples
+        for storage, last in _storages(options, grid, bits, dtype):
             try:
                 exact = _write(destination, reader, read, n_samples, info, grid, storage, whole,
-                               options, units, last, progress)
+                               options, units, last, progress, bits,
+                               None if bits == info.integer_bits else bits)
             except _Retry:
                 continue
             break
@@ -360,13 +394,16 @@ def encode_file(
         elapsed=time.perf_counter() - began,
         exact=exact,
         storage=storage.form,
+        grid_bits=None if bits == info.integer_bits else bits,
     )
 
 
 def _write(destination, reader: AudioReader, read, n_samples: int, info: AudioInfo, grid: Grid,
            storage: Storage, whole, options: EncodeOptions, units: int, last: bool,
-           progress: Progress | None) -> bool | None:
-    """Write one attempt; return whether it decodes exactly; raise _Retry to try again."""
+           progress: Progress | None, bits: int | None, recorded: int | None) -> bool | None:
+    """Write one attempt; return whether it decodes exactly; raise _Retry to try again.
+    ``bits``: the grid the decoded samples must land on; ``recorded``: the same, where a
+    decode must be told (it differs from the subtype's depth)."""
     dtype = storage.dtype
 
     def advance(done: int, total: int) -> None:
@@ -379,7 +416,7 @@ def _write(destination, reader: AudioReader, read, n_samples: int, info: AudioIn
 
     with Writer(destination, grid, n_samples, info.channels, storage=storage,
                 length=units * grid.hop_unit, compression=options.compression,
-                source=_source_facts(info)) as writer:
+                source={**_source_facts(info), "grid_bits": recorded}) as writer:
         if whole is not None:
             stored = [storage.to_stored(index, values) for index, values in enumerate(whole)]
             if any(values is None for values in stored):
@@ -408,7 +445,8 @@ def _write(destination, reader: AudioReader, read, n_samples: int, info: AudioIn
         if checksum is not None and grid.sample_rate == info.sample_rate:
             decoded = decoded_checksum(frames, n_samples, info.channels, grid, dtype, info.subtype,
                                        block_seconds=options.block_seconds,
-                                       workers=options.workers, progress=verified)
+                                       workers=options.workers, progress=verified,
+                                       grid_bits=bits)
             # Exact, with room to spare: a decode elsewhere (another block layout, another
             # FFT build) differs by float rounding, far less than this guard.
             exact = decoded.hexdigest() == checksum and decoded.worst <= 0.5 - ROUNDING_GUARD
@@ -452,6 +490,15 @@ def decoded_format(
         sample_rate=header.grid.sample_rate,
         channels=header.n_channels,
     )
+
+
+def source_grid(header: Header) -> int | None:
+    """The bits of the grid the file's source samples lay on (``source_grid_bits``, written
+    from format version 2.1), or None (not recorded, or not a sensible value)."""
+    bits = header.source.get("grid_bits")
+    if isinstance(bits, (int, np.integer)) and not isinstance(bits, bool) and 1 <= bits <= 32:
+        return int(bits)
+    return None
 
 
 def _check(header: Header) -> tuple[str | None, str | None]:
@@ -512,8 +559,9 @@ def decode_file(
             "(msfreq.reconstruct_phase in Python)"
         )
     subtype, recorded = _check(header)
+    bits = source_grid(header)
     with open_reader(source) as reader, AudioWriter(
-        destination, grid.sample_rate, header.n_channels, chosen_format, chosen_subtype
+        destination, grid.sample_rate, header.n_channels, chosen_format, chosen_subtype, grid=bits
     ) as writer:
 
         def read(index: int, first: int, stop: int, channel: int) -> np.ndarray:
@@ -522,7 +570,7 @@ def decode_file(
         checksum = decoded_checksum(
             read, header.n_samples, header.n_channels, grid, header.dtype, subtype or chosen_subtype,
             block_seconds=options.block_seconds, workers=options.workers, progress=progress,
-            sink=writer.write,
+            sink=writer.write, grid_bits=bits,
         ).hexdigest()
         identical = None if recorded is None else checksum == recorded
         if header.exact and not identical:
@@ -590,7 +638,8 @@ def verify_decode(source: str | os.PathLike, *, progress: Progress | None = None
             return reader.read(grid.bands[index], first, stop, [channel])
 
         checksum = decoded_checksum(read, header.n_samples, header.n_channels, grid, header.dtype,
-                                    subtype or "FLOAT", progress=progress).hexdigest()
+                                    subtype or "FLOAT", progress=progress,
+                                    grid_bits=source_grid(header)).hexdigest()
     if header.exact and checksum != recorded:
         raise FormatError(
             f"{source}: damaged: the decoded samples differ from the source samples that "

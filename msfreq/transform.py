@@ -72,6 +72,11 @@ def transform_units(n_samples: int, grid: Grid) -> int:
     return int(sp_fft.next_fast_len(needed))
 
 
+#: More channels than this, with fewer frames than channels, is taken for a transposed
+#: (channels, frames) array and refused (libsndfile's own limit is 1024 channels).
+MAX_CHANNELS = 1024
+
+
 def check_samples(samples: object) -> np.ndarray:
     """Validate audio samples and return them as a float array of shape (frames, channels).
 
@@ -83,7 +88,8 @@ def check_samples(samples: object) -> np.ndarray:
     Raises
     ------
     ParameterError
-        For non-numeric, complex, empty, more than 2-D, or non-finite input.
+        For non-numeric, complex, empty, more than 2-D, or non-finite input, or for more
+        than :data:`MAX_CHANNELS` channels with fewer frames (a transposed array).
     """
     array = np.asarray(samples)
     if array.dtype.kind not in "biuf":
@@ -96,6 +102,11 @@ def check_samples(samples: object) -> np.ndarray:
         )
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ParameterError(f"samples must not be empty, got shape {array.shape}")
+    if array.shape[1] > MAX_CHANNELS and array.shape[1] > array.shape[0]:
+        raise ParameterError(
+            f"samples has {array.shape[1]} channels of {array.shape[0]} frames: the shape is "
+            "(frames, channels); transpose a (channels, frames) array (samples.T)"
+        )
     # A finite sum means every sample is finite (NaN and infinities propagate): one reduction
     # instead of a mask; only a non-finite sum (or an overflowing one) looks closer.
     if array.dtype.kind == "f" and not np.isfinite(array.sum(dtype=np.float64)):

@@ -10,7 +10,7 @@ from scipy.signal import resample_poly
 
 import msfreq
 import msfreq.convert
-from msfreq.audio import AudioReader, output_format, overs, probe, quantize
+from msfreq.audio import MAX_GRID_BITS, AudioReader, grid_bits, output_format, overs, probe, quantize
 from msfreq.convert import DecodeOptions, EncodeOptions, Resampler, decode_file, encode_file
 from msfreq.errors import AudioError
 from msfreq.params import TransformParams
@@ -46,6 +46,65 @@ def test_file_round_trip(tmp_path, suffix, subtype, rate, channels, exact):
         np.testing.assert_array_equal(
             sf.read(str(source), dtype="int32")[0], sf.read(str(decoded.destination), dtype="int32")[0]
         )
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (np.array([3 << 16, -(1 << 20)], dtype=np.int32), 16),  # 16-bit levels in the top bits
+        (np.array([5 << 8, 1 << 31 >> 1], dtype=np.int32), 24),
+        (np.array([1, -1], dtype=np.int32), 32),
+        (np.zeros(4, dtype=np.int32), 0),
+        (np.array([0.5, -0.75, 0.0], dtype=np.float32), 3),
+        (np.array([1.0, -1.0]), 1),
+        (np.array([3.0, 1 / 32768]), 16),  # beyond full scale is still on the grid
+        (np.array([1 / 8388608], dtype=np.float32), 24),
+        (np.array([0.1], dtype=np.float32), 28),
+        (np.array([0.1]), 56),
+        (np.array([0.5, -0.0]), 2 * MAX_GRID_BITS),  # -0.0: no integer gives it back
+        (np.array([1e-310]), 2 * MAX_GRID_BITS),  # subnormal
+    ],
+)
+def test_grid_bits(raw, expected):
+    assert grid_bits(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("suffix", "subtype", "content_bits", "block_seconds"),
+    [
+        (".wav", "PCM_24", 16, None),
+        (".flac", "PCM_24", 12, 2.0),  # read ahead once, then transformed in blocks
+        (".wav", "FLOAT", 16, None),
+        (".wav", "DOUBLE", 24, 2.0),
+        (".w64", "PCM_32", 16, None),
+    ],
+)
+def test_content_on_a_coarser_grid_is_stored_for_it(tmp_path, suffix, subtype, content_bits,
+                                                    block_seconds):
+    """A 24-bit (or float) file of 16-bit content is stored at the cost of its content, is
+    marked so (format version 3), and decodes bit for bit to the container's subtype."""
+    rate = SMALL["sample_rate"]
+    params = TransformParams(bins_per_octave=SMALL["bins_per_octave"])
+    scale = 2.0 ** (content_bits - 1)
+    x = np.rint(music_like(8 * rate + 5, rate, 2, seed=content_bits) * 0.7 * scale) / scale + 0.0
+    source = write_audio(tmp_path / f"in{suffix}", x, rate, subtype=subtype)
+    options = EncodeOptions(params=params, block_seconds=block_seconds)
+    report = encode_file(source, tmp_path / "grid.h5", options)
+    assert (report.exact, report.storage, report.grid_bits) == (True, "levels", content_bits)
+    header = msfreq.store.read_header(tmp_path / "grid.h5")
+    assert header.format_version == 3 and header.source["grid_bits"] == content_bits
+    assert header.dtype == np.dtype("complex64" if content_bits <= 16 else "complex128")
+    decoded = decode_file(tmp_path / "grid.h5", tmp_path / f"out{suffix}", DecodeOptions(block_seconds=block_seconds))
+    assert decoded.identical is True and sf.info(str(decoded.destination)).subtype == subtype
+    dtype = "int32" if subtype.startswith("PCM") else "float64"
+    np.testing.assert_array_equal(sf.read(str(source), dtype=dtype)[0],
+                                  sf.read(str(decoded.destination), dtype=dtype)[0])
+    assert msfreq.convert.verify_decode(tmp_path / "grid.h5").exact
+    # Against the same container filled to its depth: the content's grid is what is paid for.
+    full = write_audio(tmp_path / f"full{suffix}", x + 0.3 / scale * np.sin(np.arange(len(x)))[:, None],
+                       rate, subtype=subtype)
+    encode_file(full, tmp_path / "full.h5", options)
+    assert report.bytes_written < 0.8 * (tmp_path / "full.h5").stat().st_size
 
 
 def test_double_precision_restores_24_bit_exactly(tmp_path):

@@ -203,6 +203,7 @@ def test_sinusoid_magnitude_is_amplitude():
         (np.zeros((0, 2)), "must not be empty"),
         (np.array([0.0, np.nan, 1.0]), "must be finite; frame 1"),
         (np.array([0.0, np.inf]), "must be finite"),
+        (np.zeros((2, 5000)), "transpose a \\(channels, frames\\) array"),
         (np.array(["a", "b"]), "real numeric array"),
         (np.array([1 + 1j, 2]), "real numeric array"),
         (np.zeros((4, 2, 2)), "must have shape"),

@@ -23,6 +23,7 @@ from msfreq.scales import Band, Grid
 __all__ = [
     "FORMAT_MARKER",
     "FORMAT_VERSION",
+    "version_for",
     "MSFREQ_SUFFIX",
     "MSFREQ_SUFFIXES",
     "has_msfreq_suffix",
@@ -51,8 +52,19 @@ MSFREQ_SUFFIXES = frozenset({".h5", ".hdf5", ".msfreq"})
 #: Version 2: metadata checksummed by HDF5 (file-format 1.10 objects), fixed-length string
 #: attributes, a checksum over the header, integer storage of rounded coefficients, fill
 #: values that cannot pass for data.  Version 1 files are still read.
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+#: Version 3 (only for files that need it; the rest stay version 2, which msfreq 0.2.0
+#: reads): the source's samples lie on a coarser grid than their subtype's (a 24-bit file
+#: of 16-bit content, a float file of 16-bit integers), recorded as ``source_grid_bits``,
+#: and a decode rounds to that grid.  A version-2 reader would not, and would call the file
+#: damaged; it refuses version 3 as newer instead.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+
+
+def version_for(source: Mapping[str, object]) -> int:
+    """The format version a file with these source facts is written in: the lowest that
+    decodes it right (3 where ``grid_bits`` is recorded, else 2)."""
+    return FORMAT_VERSION if source.get("grid_bits") is not None else 2
 #: HDF5 object versions written: version-2 object headers, checksummed superblock and chunk
 #: indexes (fixed arrays), readable by HDF5 1.10 and later.
 LIBVER = ("v110", "v110")

@@ -287,6 +287,8 @@ def _header(path: Path, handle: h5py.File) -> Header:
                           magnitudes=magnitudes)
     else:
         storage = Storage(dtype=dtype)
+    if version >= 3:  # what makes a file version 3: the grid its decode must round to
+        get.integer("source_grid_bits", 1, 32)
     header = Header(
         path=path, grid=grid, n_samples=n_samples, n_channels=n_channels, length=length,
         storage=storage, compression=compression, format_version=version,

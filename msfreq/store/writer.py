@@ -17,7 +17,6 @@ from msfreq.scales import Grid
 from msfreq.store.atomic import atomic_path
 from msfreq.store.layout import (
     FORMAT_MARKER,
-    FORMAT_VERSION,
     LIBVER,
     Storage,
     chunk_shape,
@@ -25,6 +24,7 @@ from msfreq.store.layout import (
     encode_text,
     filters_for,
     header_checksum,
+    version_for,
 )
 from msfreq.version import __version__
 
@@ -123,7 +123,7 @@ class Writer:
         params = self.grid.params
         attrs = {
             "format": FORMAT_MARKER,
-            "format_version": FORMAT_VERSION,
+            "format_version": version_for(self.source),
             "msfreq_version": __version__,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "sample_rate": self.grid.sample_rate,

@@ -31,6 +31,7 @@ __all__ = [
     "overs",
     "grid_bits",
     "snap",
+    "subtype_bits",
     "Checksum",
     "LOSSY_SUBTYPES",
     "AUDIO_SUFFIXES",
@@ -66,6 +67,17 @@ AUDIO_SUFFIXES = frozenset(
 _WRITE_FRAMES = 1 << 18
 #: The finest sample grid looked for in float files (finer: a true float signal).
 MAX_GRID_BITS = 32
+
+
+def subtype_bits(subtype: object) -> int | None:
+    """Bit depth of an integer subtype (None for float, lossy or unknown ones).
+
+    Examples
+    --------
+    >>> subtype_bits("PCM_24"), subtype_bits("FLOAT")
+    (24, None)
+    """
+    return _INTEGER_BITS.get(subtype) if isinstance(subtype, str) else None
 
 
 def grid_bits(raw: np.ndarray) -> int:
@@ -164,7 +176,7 @@ class AudioInfo:
     @property
     def integer_bits(self) -> int | None:
         """Bit depth of integer PCM samples (None for float or lossy samples)."""
-        return _INTEGER_BITS.get(self.subtype)
+        return subtype_bits(self.subtype)
 
     @property
     def checksum_of(self) -> str:

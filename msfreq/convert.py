@@ -14,7 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from msfreq.audio import AudioInfo, AudioReader, AudioWriter, Checksum, output_format, probe
+from msfreq.audio import (
+    AudioInfo,
+    AudioReader,
+    AudioWriter,
+    Checksum,
+    output_format,
+    probe,
+    subtype_bits,
+)
 from msfreq.errors import FormatError, ParameterError
 from msfreq.params import (
     COMPRESSIONS,
@@ -50,6 +58,7 @@ __all__ = [
     "ROUNDING_GUARD",
     "verify_decode",
     "source_grid",
+    "exact_grid",
     "Resampler",
 ]
 
@@ -499,6 +508,15 @@ def source_grid(header: Header) -> int | None:
     if isinstance(bits, (int, np.integer)) and not isinstance(bits, bool) and 1 <= bits <= 32:
         return int(bits)
     return None
+
+
+def exact_grid(header: Header) -> int | None:
+    """The bits of the grid that the file's decode lands exactly on the source samples when
+    rounded to, for a file written as decoding exactly (None otherwise, or for float sources
+    on no grid)."""
+    if not header.exact:
+        return None
+    return source_grid(header) or subtype_bits(header.source.get("subtype"))
 
 
 def _check(header: Header) -> tuple[str | None, str | None]:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from msfreq.audio import AudioReader, probe
+from msfreq.audio import AudioReader, probe, snap
 from msfreq.batch import find_inputs, is_audio_file
+from msfreq.convert import exact_grid
 from msfreq.errors import ParameterError
 from msfreq.params import (
     DEFAULT_BINS_PER_OCTAVE,
@@ -332,7 +333,8 @@ class AudioDataset(_Crops):
 
     ``dataset[i]`` is a float32 array ``(channels, crop_samples)``: a crop of audio file
     ``i``, or of the audio that msfreq file ``i`` decodes to (rebuilt from the frames around
-    the crop, so a crop of a long file costs about what a crop of a short one does).  Feed
+    the crop, so a crop of a long file costs about what a crop of a short one does; a file
+    written as decoding exactly gives exactly the source's samples).  Feed
     batches to :class:`msfreq.torch.Transform` on the GPU: the crop length needs no padding,
     so its coefficients are exactly the frames of that stretch of the file.
 
@@ -450,6 +452,9 @@ class AudioDataset(_Crops):
 
             audio = synthesize_range(read, self._lengths[index], len(picked), grid,
                                      handle.header.dtype, low, high)
+            bits = exact_grid(handle.header)
+            if bits is not None:  # the file decodes exactly: give the source's samples
+                audio = snap(audio, bits)
         else:
             available = min(high, self._lengths[index])
             audio = np.zeros((len(picked), high - low))

@@ -10,7 +10,15 @@ from scipy.signal import resample_poly
 
 import msfreq
 import msfreq.convert
-from msfreq.audio import MAX_GRID_BITS, AudioReader, grid_bits, output_format, overs, probe, quantize
+from msfreq.audio import (
+    MAX_GRID_BITS,
+    AudioReader,
+    grid_bits,
+    output_format,
+    overs,
+    probe,
+    quantize,
+)
 from msfreq.convert import DecodeOptions, EncodeOptions, Resampler, decode_file, encode_file
 from msfreq.errors import AudioError
 from msfreq.params import TransformParams

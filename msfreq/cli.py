@@ -441,7 +441,9 @@ def _table(info: dict) -> str:
     lines = [
         f"file       {display(info['file'])}",
         (f"source     {display(source['name'])} ({source.get('format', '?')} "
-         f"{source.get('subtype', '?')}, {source.get('sample_rate', '?')} Hz)" if source.get("name")
+         f"{source.get('subtype', '?')}"
+         + (f" of {source['grid_bits']}-bit content" if source.get("grid_bits") else "")
+         + f", {source.get('sample_rate', '?')} Hz)" if source.get("name")
          else "source     not recorded (encoded from an array in Python)"),
         f"audio      {info['duration']:.3f} s, {info['sample_rate']} Hz, "
         f"{info['channels']} channel(s), {info['rms_db']:.1f} dB RMS",

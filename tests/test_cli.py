@@ -282,3 +282,14 @@ def test_unicode_names_and_duplicate_inputs(tmp_path):
     assert msfreq.read_header(encoded).source["name"] == source.name
     decoded = run("decode", encoded, "-o", tmp_path / "back")
     assert "bit-identical" in decoded.output
+
+
+def test_content_on_a_coarser_grid_is_said(tmp_path):
+    """A 24-bit file of 16-bit content: the encode line and inspect say so; decode is exact."""
+    source = write_audio(tmp_path / "wide.wav", pcm16(music_like(20000, 44100, 2, seed=6) * 0.5), 44100,
+                         subtype="PCM_24")
+    result = run("encode", source, "-o", tmp_path / "wide.h5", "-j", "1")
+    assert result.exit_code == 0 and "16-bit content, decodes bit-identically" in result.output
+    assert "WAV PCM_24 of 16-bit content" in run("inspect", tmp_path / "wide.h5").output
+    result = run("decode", tmp_path / "wide.h5", "-o", tmp_path / "back.wav", "-j", "1")
+    assert result.exit_code == 0 and "PCM_24, bit-identical to the source" in result.output

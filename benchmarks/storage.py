@@ -75,8 +75,10 @@ def sizes_table(music: Path, folder: Path, deep: Path, floats: Path) -> list[str
     rows = ["| source | options | bytes per second of audio | ratio to the source | encode (s) | decode (s) | decoded |",
             "|---|---|---|---|---|---|---|"]
     cases = [(music, "music, 16-bit stereo", opts) for opts in
-             ([], ["--compression", "gzip"], ["--compression", "none"], ["--keep-bits", "12"])]
+             ([], ["--compression", "lz4"], ["--compression", "gzip"], ["--compression", "none"],
+              ["--keep-bits", "12"])]
     cases += [(folder, "drum one-shots (8/16/24-bit)", []),
+              (folder, "drum one-shots (8/16/24-bit)", ["--compression", "lz4"]),
               (deep, "24-bit stereo", []), (deep, "24-bit stereo", ["--precision", "double"]),
               (floats, "float stereo", []), (floats, "float stereo", ["--keep-bits", "16"]),
               (widened(music, WORK / "wide.flac", "PCM_24"), "16-bit content in 24-bit FLAC", []),
@@ -98,36 +100,41 @@ def sizes_table(music: Path, folder: Path, deep: Path, floats: Path) -> list[str
 
 
 def ratio_table(music: Path, repeats: int) -> list[str]:
-    """CLI encode/decode of the 3-minute mix against msfreq.encode/decode of its samples."""
+    """CLI encode/decode of the 3-minute mix (zstd and lz4) against msfreq.encode/decode of
+    its samples, alternating."""
     samples, rate = sf.read(str(music), dtype="float64")
-    memory_encode, memory_decode, cli_encode, cli_decode = [], [], [], []
+    times: dict[str, list[float]] = {}
+
+    def timed(key: str, seconds: float) -> None:
+        times.setdefault(key, []).append(seconds)
+
     for _ in range(repeats):
         began = time.perf_counter()
         representation = msfreq.encode(samples, rate)
-        memory_encode.append(time.perf_counter() - began)
+        timed("memory encode", time.perf_counter() - began)
         began = time.perf_counter()
         msfreq.decode(representation)
-        memory_decode.append(time.perf_counter() - began)
+        timed("memory decode", time.perf_counter() - began)
         del representation
-        cli_encode.append(cli("encode", str(music), "-o", str(WORK / "mix.wav.h5")))
-        cli_decode.append(cli("decode", str(WORK / "mix.wav.h5"), "-o", str(WORK / "back.wav")))
+        for codec in ("zstd", "lz4"):
+            encoded = str(WORK / f"mix.{codec}.h5")
+            timed(f"{codec} encode", cli("encode", str(music), "-o", encoded, "--compression", codec))
+            timed(f"{codec} decode", cli("decode", encoded, "-o", str(WORK / "back.wav")))
     started = cli("encode", str(WORK / "tiny.wav"), "-o", str(WORK / "tiny.wav.h5"))
-    median = statistics.median
-    return [
-        "| | in memory (s) | `msfreq` CLI, -j 1 (s) | ratio |",
-        "|---|---|---|---|",
-        f"| encode | {median(memory_encode):.2f} | {median(cli_encode):.2f} | "
-        f"{median(cli_encode) / median(memory_encode):.2f}x |",
-        f"| decode | {median(memory_decode):.2f} | {median(cli_decode):.2f} | "
-        f"{median(cli_decode) / median(memory_decode):.2f}x |",
-        "",
-        f"Start-up (encode of a 1-second file, imports and worker included): {started:.2f} s.",
-    ]
+    median = {key: statistics.median(values) for key, values in times.items()}
+    rows = ["| | in memory (s) | CLI, zstd (s) | ratio | CLI, lz4 (s) | ratio |",
+            "|---|---|---|---|---|---|"]
+    for step in ("encode", "decode"):
+        memory = median[f"memory {step}"]
+        rows.append(f"| {step} | {memory:.2f} | {median[f'zstd {step}']:.2f} | "
+                    f"{median[f'zstd {step}'] / memory:.2f}x | {median[f'lz4 {step}']:.2f} | "
+                    f"{median[f'lz4 {step}'] / memory:.2f}x |")
+    return rows + ["", f"Start-up (encode of a 1-second file, imports and worker included): {started:.2f} s."]
 
 
 def crops_table(music: Path, count: int) -> list[str]:
     rows = ["| compression | random 2-second crops per second |", "|---|---|"]
-    for compression in ("zstd", "gzip", "none"):
+    for compression in ("zstd", "lz4", "gzip", "none"):
         path = WORK / f"crops_{compression}.h5"
         cli("encode", str(music), "-o", str(path), "--compression", compression)
         dataset = msfreq.Dataset(path, crop_seconds=2.0, seed=0)

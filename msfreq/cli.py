@@ -262,8 +262,9 @@ def cli() -> None:
               show_default=True, help="single: complex64 coefficients, double: complex128; "
                                       "auto: double for 17-24-bit sources (bit-identical), else single.")
 @click.option("--compression", type=click.Choice(COMPRESSIONS), default=DEFAULT_COMPRESSION,
-              show_default=True, help="zstd: fast and small (needs hdf5plugin to read in plain "
-                                      "h5py); gzip: opened by any HDF5 reader; none.")
+              show_default=True, help="zstd: small (needs hdf5plugin to read in plain h5py); "
+                                      "lz4: written 3x and read 2x as fast, 2-13 % larger; gzip: "
+                                      "opened by any HDF5 reader; none.")
 @click.option("--keep-bits", type=click.IntRange(1, 52), default=None,
               help="Smaller, inexact files: keep this many mantissa bits of every coefficient "
                    "(see README for size against SNR). Default: exact.")

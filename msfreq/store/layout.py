@@ -55,16 +55,16 @@ MSFREQ_SUFFIXES = frozenset({".h5", ".hdf5", ".msfreq"})
 #: Version 3 (only for files that need it; the rest stay version 2, which msfreq 0.2.0
 #: reads): the source's samples lie on a coarser grid than their subtype's (a 24-bit file
 #: of 16-bit content, a float file of 16-bit integers), recorded as ``source_grid_bits``,
-#: and a decode rounds to that grid.  A version-2 reader would not, and would call the file
-#: damaged; it refuses version 3 as newer instead.
+#: and a decode rounds to that grid (a version-2 reader would not, and would call the file
+#: damaged); or the ``lz4`` compression.  Version-2 readers refuse version 3 as newer.
 FORMAT_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
 
 
-def version_for(source: Mapping[str, object]) -> int:
-    """The format version a file with these source facts is written in: the lowest that
-    decodes it right (3 where ``grid_bits`` is recorded, else 2)."""
-    return FORMAT_VERSION if source.get("grid_bits") is not None else 2
+def version_for(source: Mapping[str, object], compression: str) -> int:
+    """The format version a file with these source facts and compression is written in: the
+    lowest that reads it right (3 where ``grid_bits`` is recorded or for ``lz4``, else 2)."""
+    return FORMAT_VERSION if source.get("grid_bits") is not None or compression == "lz4" else 2
 #: HDF5 object versions written: version-2 object headers, checksummed superblock and chunk
 #: indexes (fixed arrays), readable by HDF5 1.10 and later.
 LIBVER = ("v110", "v110")
@@ -84,6 +84,7 @@ _SHUFFLE, _DEFLATE, _FLETCHER32, _LZF, _BITSHUFFLE = 2, 1, 3, 32000, 32008
 #: HDF5 filter pipelines by compression name (in pipeline order); version 1 also wrote lzf.
 _PIPELINES = {
     "zstd": (_BITSHUFFLE, _FLETCHER32),
+    "lz4": (_BITSHUFFLE, _FLETCHER32),
     "gzip": (_SHUFFLE, _DEFLATE, _FLETCHER32),
     "lzf": (_SHUFFLE, _LZF, _FLETCHER32),
     "none": (_FLETCHER32,),
@@ -135,6 +136,8 @@ def filters_for(compression: str) -> dict:
                 "fletcher32": True}
     import hdf5plugin  # registers the filters with HDF5 (also done on import of msfreq.store)
 
+    if compression == "lz4":
+        return {**hdf5plugin.Bitshuffle(cname="lz4"), "fletcher32": True}
     return {**hdf5plugin.Bitshuffle(cname="zstd", clevel=_ZSTD_LEVEL), "fletcher32": True}
 
 

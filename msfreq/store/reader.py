@@ -269,7 +269,8 @@ def _header(path: Path, handle: h5py.File) -> Header:
     if length != transform_units(n_samples, grid) * grid.hop_unit:
         raise _fail(path, f"length {length} does not match n_samples {n_samples} "
                           f"(expected {transform_units(n_samples, grid) * grid.hop_unit})")
-    compressions = ("zstd", "gzip", "none") if strict else ("gzip", "lzf", "none")
+    compressions = (("zstd", "gzip", "none") + (("lz4",) if version >= 3 else ())) if strict \
+        else ("gzip", "lzf", "none")
     compression = get.text("compression", compressions)
     exact = None
     if strict:
@@ -287,7 +288,8 @@ def _header(path: Path, handle: h5py.File) -> Header:
                           magnitudes=magnitudes)
     else:
         storage = Storage(dtype=dtype)
-    if version >= 3:  # what makes a file version 3: the grid its decode must round to
+    if "source_grid_bits" in attrs or (version >= 3 and compression != "lz4"):
+        # what makes a file version 3: the grid its decode rounds to (or lz4)
         get.integer("source_grid_bits", 1, 32)
     header = Header(
         path=path, grid=grid, n_samples=n_samples, n_channels=n_channels, length=length,

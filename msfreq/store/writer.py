@@ -123,7 +123,7 @@ class Writer:
         params = self.grid.params
         attrs = {
             "format": FORMAT_MARKER,
-            "format_version": version_for(self.source),
+            "format_version": version_for(self.source, self.compression),
             "msfreq_version": __version__,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "sample_rate": self.grid.sample_rate,

@@ -27,12 +27,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from msfreq.audio import AUDIO_SUFFIXES, probe
+from msfreq.audio import AUDIO_SUFFIXES, output_format, probe
 from msfreq.convert import (
     DecodeOptions,
     EncodeOptions,
     decode_file,
-    decoded_format,
     encode_file,
     verify_decode,
 )
@@ -44,7 +43,7 @@ from msfreq.store import (
     has_msfreq_suffix,
     is_hdf5,
     is_temporary,
-    read_header,
+    peek,
     remove_stale_partials,
     verify,
 )
@@ -446,9 +445,16 @@ def plan_decode(
     options = DecodeOptions() if options is None else options
 
     def name_of(source: Path, name: str) -> str:
+        # Only the output's name: four root attributes, unvalidated (validating the whole
+        # header costs about 20 ms per file, and the job validates it anyway).
+        facts = peek(source, ("source_format", "source_subtype", "sample_rate", "n_channels"))
         try:
-            suffix = decoded_format(read_header(source), options)[2]
-        except MsfreqError:
+            suffix = output_format(
+                facts.get("source_format"), facts.get("source_subtype"), format=options.format,
+                subtype=options.subtype, sample_rate=int(facts.get("sample_rate", 44100)),
+                channels=int(facts.get("n_channels", 2)),
+            )[2]
+        except (MsfreqError, TypeError, ValueError):
             suffix = ".wav"  # the job itself will report the problem
         return decoded_name(name, suffix)
 

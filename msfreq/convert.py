@@ -565,12 +565,39 @@ def decode_file(
     """
     began = time.perf_counter()
     options = DecodeOptions() if options is None else options
-    header = read_header(source)
-    chosen_format, chosen_subtype, _, losses = decoded_format(header, options)
+    with open_reader(source) as reader:  # validated once; the header comes with it
+        header = reader.header
+        chosen_format, chosen_subtype, _, losses = decoded_format(header, options)
+        if options.phase == "reconstruct":
+            samples = _reconstructed(reader, options, progress)
+            losses = losses + (f"phase rebuilt from the magnitudes ({options.iterations} iterations)",)
+            identical = None
+            with AudioWriter(destination, header.grid.sample_rate, header.n_channels,
+                             chosen_format, chosen_subtype) as writer:
+                writer.write(samples)
+        else:
+            identical, writer = _decode_stored(source, destination, reader, options,
+                                               chosen_format, chosen_subtype, progress)
+    if writer.clipped:
+        losses = losses + (f"clipped {writer.clipped} samples (peak {writer.peak:.4f})",)
+    return DecodeReport(
+        source=Path(source),
+        destination=Path(destination),
+        seconds=header.duration,
+        format=chosen_format,
+        subtype=chosen_subtype,
+        identical=identical,
+        elapsed=time.perf_counter() - began,
+        losses=losses,
+    )
+
+
+def _decode_stored(source, destination, reader, options: DecodeOptions, chosen_format: str,
+                   chosen_subtype: str, progress: Progress | None) -> tuple[bool | None, AudioWriter]:
+    """Decode the stored coefficients into ``destination``, checked against the source's
+    checksum; return whether the samples are identical to the source's, and the writer."""
+    header = reader.header
     grid = header.grid
-    if options.phase == "reconstruct":
-        return _decode_reconstructed(source, destination, header, options, chosen_format,
-                                     chosen_subtype, losses, began, progress)
     if header.storage.magnitudes:
         raise ParameterError(
             f"{source}: holds magnitudes only (no phase): decode it with --phase reconstruct "
@@ -578,9 +605,8 @@ def decode_file(
         )
     subtype, recorded = _check(header)
     bits = source_grid(header)
-    with open_reader(source) as reader, AudioWriter(
-        destination, grid.sample_rate, header.n_channels, chosen_format, chosen_subtype, grid=bits
-    ) as writer:
+    with AudioWriter(destination, grid.sample_rate, header.n_channels, chosen_format,
+                     chosen_subtype, grid=bits) as writer:
 
         def read(index: int, first: int, stop: int, channel: int) -> np.ndarray:
             return reader.read(grid.bands[index], first, stop, [channel])
@@ -596,43 +622,18 @@ def decode_file(
                 f"{source}: damaged: the decoded samples differ from the source samples that "
                 "this file was written to decode to exactly (SHA-256 mismatch)"
             )
-    if writer.clipped:
-        losses = losses + (f"clipped {writer.clipped} samples (peak {writer.peak:.4f})",)
-    return DecodeReport(
-        source=Path(source),
-        destination=Path(destination),
-        seconds=header.duration,
-        format=chosen_format,
-        subtype=chosen_subtype,
-        identical=identical,
-        elapsed=time.perf_counter() - began,
-        losses=losses,
-    )
+    return identical, writer
 
 
-def _decode_reconstructed(source, destination, header: Header, options: DecodeOptions,
-                          chosen_format: str, chosen_subtype: str, losses: tuple, began: float,
-                          progress: Progress | None) -> DecodeReport:
+def _reconstructed(reader, options: DecodeOptions, progress: Progress | None) -> np.ndarray:
+    """The audio of the file's magnitudes with the phase rebuilt (the stored phase ignored)."""
     from msfreq.phase import reconstruct_phase
     from msfreq.representation import decode
 
-    with open_reader(source) as reader:
-        loaded = reader.load()
-    magnitudes = loaded if header.storage.magnitudes else loaded.abs()
+    loaded = reader.load()
+    magnitudes = loaded if reader.header.storage.magnitudes else loaded.abs()
     del loaded
-    rebuilt = reconstruct_phase(magnitudes, n_iter=options.iterations, progress=progress)
-    samples = decode(rebuilt)
-    with AudioWriter(destination, header.grid.sample_rate, header.n_channels, chosen_format,
-                     chosen_subtype) as writer:
-        writer.write(samples)
-    losses = losses + (f"phase rebuilt from the magnitudes ({options.iterations} iterations)",)
-    if writer.clipped:
-        losses = losses + (f"clipped {writer.clipped} samples (peak {writer.peak:.4f})",)
-    return DecodeReport(
-        source=Path(source), destination=Path(destination), seconds=header.duration,
-        format=chosen_format, subtype=chosen_subtype, identical=None,
-        elapsed=time.perf_counter() - began, losses=losses,
-    )
+    return decode(reconstruct_phase(magnitudes, n_iter=options.iterations, progress=progress))
 
 
 def verify_decode(source: str | os.PathLike, *, progress: Progress | None = None) -> Header:

@@ -18,7 +18,7 @@ from msfreq.store.layout import (
     dataset_name,
     has_msfreq_suffix,
 )
-from msfreq.store.reader import Reader, load, open_reader, read_header, verify
+from msfreq.store.reader import Reader, load, open_reader, peek, read_header, verify
 from msfreq.store.select import select_bands, select_channels, time_range
 from msfreq.store.writer import Writer, save
 
@@ -41,6 +41,7 @@ __all__ = [
     "load",
     "open_reader",
     "read_header",
+    "peek",
     "remove_stale_partials",
     "save",
     "select_bands",

@@ -11,6 +11,7 @@ non-finite value or a fill value is refused, never returned.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -39,7 +40,7 @@ from msfreq.store.layout import (
 from msfreq.store.select import select_bands, select_channels, time_range
 from msfreq.transform import transform_units
 
-__all__ = ["Reader", "open_reader", "read_header", "load", "verify"]
+__all__ = ["Reader", "open_reader", "read_header", "peek", "load", "verify"]
 
 #: Bounds on header values, far beyond any real audio, that keep arithmetic on them sane.
 _MAX_RATE = 10_000_000
@@ -75,20 +76,44 @@ def _reason(error: BaseException) -> str:
     return text[:200]
 
 
-class _Attributes:
-    """Typed access to a mapping of HDF5 attributes, each failure a FormatError."""
+#: No attribute msfreq writes is near this size; a larger one is refused unread.
+_MAX_ATTRIBUTE_BYTES = 1 << 16
 
-    def __init__(self, path: Path, attrs: h5py.AttributeManager, where: str, strict: bool) -> None:
+
+class _Snapshot:
+    """The attributes of one HDF5 object, each read once: ``values`` by name, and ``kinds``,
+    the numpy kind of each one's type (``"O"``: variable length, kept in the global heap).
+
+    Raises
+    ------
+    FormatError
+        For an attribute larger than any msfreq writes (it is not read).
+    """
+
+    def __init__(self, path: Path, attrs: h5py.AttributeManager, where: str) -> None:
+        self.values: dict[str, object] = {}
+        self.kinds: dict[str, str] = {}
+        for name in attrs:
+            identifier = attrs.get_id(name)
+            if identifier.get_storage_size() > _MAX_ATTRIBUTE_BYTES:
+                raise _fail(path, f"{where}attribute {name} is {identifier.get_storage_size()} bytes, "
+                                  "larger than any msfreq writes")
+            self.kinds[name] = identifier.dtype.kind
+            self.values[name] = attrs[name]
+
+
+class _Attributes:
+    """Typed access to a snapshot of HDF5 attributes, each failure a FormatError."""
+
+    def __init__(self, path: Path, attrs: _Snapshot, where: str, strict: bool) -> None:
         self.path, self.attrs, self.where, self.strict = path, attrs, where, strict
 
     def _get(self, name: str) -> object:
-        if name not in self.attrs:
+        if name not in self.attrs.values:
             raise _fail(self.path, f"{self.where}attribute {name} is missing")
-        if self.strict:
-            kind = self.attrs.get_id(name).dtype
-            if kind.kind == "O":  # variable length: lives in the global heap
-                raise _fail(self.path, f"{self.where}attribute {name} has a variable-length type")
-        return self.attrs[name]
+        if self.strict and self.attrs.kinds[name] == "O":  # variable length: in the global heap
+            raise _fail(self.path, f"{self.where}attribute {name} has a variable-length type")
+        return self.attrs.values[name]
 
     def integer(self, name: str, low: int, high: int) -> int:
         value = self._get(name)
@@ -117,14 +142,13 @@ class _Attributes:
         return text
 
 
-def _source(path: Path, attrs: h5py.AttributeManager, strict: bool) -> dict:
+def _source(path: Path, attrs: _Snapshot, strict: bool) -> dict:
     source = {}
-    for key in attrs:
+    for key, value in attrs.values.items():
         if not key.startswith("source_"):
             continue
-        if strict and attrs.get_id(key).dtype.kind == "O":
+        if strict and attrs.kinds[key] == "O":
             raise _fail(path, f"attribute {key} has a variable-length type")
-        value = attrs[key]
         if isinstance(value, (bytes, np.bytes_, str)):
             value = decode_text(value)
         elif isinstance(value, np.generic):
@@ -148,13 +172,22 @@ def _check_link(path: Path, handle: h5py.File, name: str) -> None:
         group = group[part]
 
 
-def _check_dataset(path: Path, handle: h5py.File, header: Header, index: int, band: Band,
+def _open_datasets(path: Path, handle: h5py.File, grid) -> list[tuple[h5py.Dataset, _Snapshot]]:
+    """Every band's dataset (a hard link at its fixed path) and its attributes, in band order."""
+    opened = []
+    for band in grid.bands:
+        name = dataset_name(band)
+        _check_link(path, handle, name)
+        dataset = handle[name]
+        if not isinstance(dataset, h5py.Dataset):
+            raise _fail(path, f"{name} is not a dataset")
+        opened.append((dataset, _Snapshot(path, dataset.attrs, f"dataset {name}: ")))
+    return opened
+
+
+def _check_dataset(path: Path, dataset: h5py.Dataset, header: Header, index: int, band: Band,
                    file_size: int) -> None:
     name = dataset_name(band)
-    _check_link(path, handle, name)
-    dataset = handle[name]
-    if not isinstance(dataset, h5py.Dataset):
-        raise _fail(path, f"{name} is not a dataset")
     storage = header.storage
     frames = band.frames(header.length)
     shape = storage.stored_shape(band, header.n_channels, frames)
@@ -189,10 +222,6 @@ def _check_dataset(path: Path, handle: h5py.File, header: Header, index: int, ba
         unmistakable = (fill == FILL_LEVEL) if dtype.kind == "i" else bool(np.all(np.isnan(fill)))
         if not unmistakable:
             raise _fail(path, f"dataset {name} has fill value {fill!r}, not the format's marker")
-        if storage.steps is not None:
-            step = _Attributes(path, dataset.attrs, f"dataset {name}: ", True).number("step")
-            if step != storage.steps[index]:
-                raise _fail(path, f"dataset {name}: internal step mismatch")
     _check_chunks(path, dataset, name, shape, chunks, dtype, file_size)
 
 
@@ -234,10 +263,10 @@ def _check_chunks(path: Path, dataset: h5py.Dataset, name: str, shape: tuple, ch
 
 
 def _header(path: Path, handle: h5py.File) -> Header:
-    attrs = handle.attrs
-    marker = attrs.get("format") if "format" in attrs else None
-    if marker is None or decode_text(marker) != FORMAT_MARKER:
+    marker = handle.attrs.get("format") if "format" in handle.attrs else None
+    if not isinstance(marker, (bytes, np.bytes_, str)) or decode_text(marker) != FORMAT_MARKER:
         raise _fail(path, "not an msfreq file (no format marker 'msfreq')")
+    attrs = _Snapshot(path, handle.attrs, "")
     loose = _Attributes(path, attrs, "", strict=False)
     version = loose.integer("format_version", -2**62, 2**62)
     if version > max(READABLE_VERSIONS):
@@ -272,6 +301,9 @@ def _header(path: Path, handle: h5py.File) -> Header:
     compressions = (("zstd", "gzip", "none") + (("lz4",) if version >= 3 else ())) if strict \
         else ("gzip", "lzf", "none")
     compression = get.text("compression", compressions)
+    for group in ROOT_GROUPS:
+        _check_link(path, handle, group)
+    datasets = _open_datasets(path, handle, grid)
     exact = None
     if strict:
         form = get.text("storage", ("float", "levels"))
@@ -283,57 +315,52 @@ def _header(path: Path, handle: h5py.File) -> Header:
         exact = None if exact_flag < 0 else bool(exact_flag)
         if keep_bits == 0 or (form == "levels" and keep_bits != -1):
             raise _fail(path, f"keep_bits {keep_bits} does not fit storage {form!r}")
-        steps = _steps(path, handle, grid) if form == "levels" else None
+        steps = _steps(path, grid, datasets) if form == "levels" else None
         storage = Storage(dtype=dtype, steps=steps, keep_bits=None if keep_bits < 0 else keep_bits,
                           magnitudes=magnitudes)
     else:
         storage = Storage(dtype=dtype)
-    if "source_grid_bits" in attrs or (version >= 3 and compression != "lz4"):
+    if "source_grid_bits" in attrs.values or (version >= 3 and compression != "lz4"):
         # what makes a file version 3: the grid its decode rounds to (or lz4)
         get.integer("source_grid_bits", 1, 32)
     header = Header(
         path=path, grid=grid, n_samples=n_samples, n_channels=n_channels, length=length,
         storage=storage, compression=compression, format_version=version,
-        msfreq_version=decode_text(attrs.get("msfreq_version", "unknown")) if not strict
+        msfreq_version=decode_text(attrs.values.get("msfreq_version", "unknown")) if not strict
         else get.text("msfreq_version"),
         exact=exact, source=_source(path, attrs, strict),
     )
     file_size = os.path.getsize(path)
-    for group in ROOT_GROUPS:
-        _check_link(path, handle, group)
-    for index, band in enumerate(grid.bands):
-        _check_dataset(path, handle, header, index, band, file_size)
+    for index, (band, (dataset, _)) in enumerate(zip(grid.bands, datasets, strict=True)):
+        _check_dataset(path, dataset, header, index, band, file_size)
     if strict:
-        _check_header_checksum(path, handle, grid)
+        _check_header_checksum(path, attrs, grid, datasets)
     return header
 
 
-def _steps(path: Path, handle: h5py.File, grid) -> tuple[float, ...]:
+def _steps(path: Path, grid, datasets: list[tuple[h5py.Dataset, _Snapshot]]) -> tuple[float, ...]:
     steps = []
-    for band in grid.bands:
+    for band, (_, attrs) in zip(grid.bands, datasets, strict=True):
         name = dataset_name(band)
-        _check_link(path, handle, name)
-        step = _Attributes(path, handle[name].attrs, f"dataset {name}: ", True).number("step")
+        step = _Attributes(path, attrs, f"dataset {name}: ", True).number("step")
         if step != 2.0 ** round(math.log2(step)) or not 2.0**-80 <= step <= 1.0:
             raise _fail(path, f"dataset {name}: step {step!r} is not a power of two in 2^-80..1")
         steps.append(step)
     return tuple(steps)
 
 
-def _check_header_checksum(path: Path, handle: h5py.File, grid) -> None:
-    attrs = handle.attrs
+def _check_header_checksum(path: Path, attrs: _Snapshot, grid,
+                           datasets: list[tuple[h5py.Dataset, _Snapshot]]) -> None:
     recorded = _Attributes(path, attrs, "", True).text("header_sha256")
-    root = {name: attrs[name] for name in attrs if name != "header_sha256"}
-    datasets = []
-    for band in grid.bands:
+    root = {name: value for name, value in attrs.values.items() if name != "header_sha256"}
+    described = []
+    for band, (_, band_attrs) in zip(grid.bands, datasets, strict=True):
         name = dataset_name(band)
-        _check_link(path, handle, name)
-        band_attrs = handle[name].attrs
-        for key in band_attrs:
-            if band_attrs.get_id(key).dtype.kind == "O":
+        for key, kind in band_attrs.kinds.items():
+            if kind == "O":
                 raise _fail(path, f"dataset {name}: attribute {key} has a variable-length type")
-        datasets.append((name, {key: band_attrs[key] for key in band_attrs}))
-    if header_checksum(root, datasets) != recorded:
+        described.append((name, band_attrs.values))
+    if header_checksum(root, described) != recorded:
         raise _fail(path, "header checksum mismatch: the attributes were changed or damaged")
 
 
@@ -346,6 +373,20 @@ def _guarded(path: Path, action: Callable[[], object]) -> object:
     except (OSError, RuntimeError, ValueError, KeyError, TypeError, AttributeError,
             IndexError, OverflowError, UnicodeDecodeError) as error:
         raise _fail(path, f"damaged file ({type(error).__name__}: {_reason(error)})") from None
+
+
+def peek(path: str | os.PathLike, names: Sequence[str]) -> dict[str, object]:
+    """Return those of the root attributes ``names`` that the file at ``path`` has, unvalidated
+    (strings decoded): for decisions that do not trust them, such as naming an output before
+    the job that validates the file runs.  Any problem gives an empty or partial dict."""
+    path = Path(path)
+    found: dict[str, object] = {}
+    with contextlib.suppress(Exception), _open(path) as handle:
+        for name in names:
+            if name in handle.attrs and handle.attrs.get_id(name).get_storage_size() <= _MAX_ATTRIBUTE_BYTES:
+                value = handle.attrs[name]
+                found[name] = decode_text(value) if isinstance(value, (bytes, np.bytes_)) else value
+    return found
 
 
 def read_header(path: str | os.PathLike) -> Header:

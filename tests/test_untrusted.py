@@ -162,6 +162,7 @@ CASES = [
     ("version -5", _attribute("format_version", -5), "not a valid version"),
     ("newer version", _attribute("format_version", FORMAT_VERSION + 1), "newer msfreq"),
     ("version 3 without its grid", _attribute("format_version", 3), "source_grid_bits is missing"),
+    ("huge attribute", _attribute("notes", np.zeros(20000)), "larger than any msfreq writes"),
     ("string for a number", _attribute("n_channels", np.bytes_(b"two")), "must be an integer"),
     ("float for an integer", _attribute("n_channels", 2.0), "must be an integer"),
     ("negative rate", _attribute("sample_rate", -8000), "outside"),

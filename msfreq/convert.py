@@ -368,23 +368,29 @@ def encode_file(
         else:
             read, n_samples = reader.read, info.frames
         units = transform_units(n_samples, grid)
-        # The grid the samples lie on decides the dtype and the rounding steps, so it is
-        # known before the transform: a file transformed whole is read whole first, a
-        # longer one is read once ahead (cheap beside the transform).
+        # The grid the samples lie on decides the rounding steps, so it is known before
+        # anything is written: a file transformed whole is hashed and scanned as the
+        # transform reads it, a longer one is read once ahead (cheap beside the transform).
+        # Where the grid can also decide the dtype (a source deeper than complex64 keeps
+        # exactly, or floats), a file transformed whole is read whole first.
         whole = None
-        samples = None
-        if block_schedule(grid, n_samples, info.channels, dtype=file_dtype(info, options, resampled),
+        chosen = file_dtype(info, options, resampled)
+        if block_schedule(grid, n_samples, info.channels, dtype=chosen,
                           block_seconds=options.block_seconds, memory=BLOCK_BYTES) is None:
-            samples = read(0, n_samples)
+            reading = read
+            if not resampled and (info.integer_bits or 99) > EXACT_BITS["complex64"]:
+                samples = read(0, n_samples)
+                chosen = file_dtype(info, options, resampled, _exact_bits(info, reader.grid_bits()))
+                reading = lambda a, b: samples[a:b]  # noqa: E731
+            whole = next(iter(analyze_signal(reading, n_samples, info.channels, grid, chosen,
+                                             memory=BLOCK_BYTES, workers=options.workers)))[2]
+            reading = samples = None
         elif not resampled:
             reader.scan()
         bits = None if resampled else _exact_bits(info, reader.grid_bits())
         dtype = file_dtype(info, options, resampled, bits)
-        if samples is not None:
-            whole = next(iter(analyze_signal(lambda a, b: samples[a:b], n_samples, info.channels,
-                                             grid, dtype, memory=BLOCK_BYTES,
-                                             workers=options.workers)))[2]
-            del samples
+        if whole is not None and chosen != dtype:  # cannot happen: the grid was known
+            raise AssertionError(f"{source}: internal: analysed in {chosen}, not {dtype}")
         for storage, last in _storages(options, grid, bits, dtype):
             try:
                 exact = _write(destination, reader, read, n_samples, info, grid, storage, whole,

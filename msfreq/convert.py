@@ -30,6 +30,7 @@ from msfreq.params import (
     DEFAULT_FILE_DTYPE,
     EXACT_BITS,
     TransformParams,
+    is_integer,
     resolve_dtype,
 )
 from msfreq.quantize import STEP_FRACTIONS, band_steps, lsb
@@ -108,7 +109,7 @@ class EncodeOptions:
         if self.keep_bits is not None:
             mantissa = np.finfo(np.dtype(self.dtype if self.dtype != "auto" else "complex64")).nmant
             bits = self.keep_bits
-            if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= mantissa:
+            if not is_integer(bits) or not 1 <= bits <= mantissa:
                 raise ParameterError(f"keep_bits must be in 1..{mantissa} for {self.dtype}, got {bits!r}")
 
 
@@ -140,7 +141,7 @@ class DecodeOptions:
     def __post_init__(self) -> None:
         if self.phase not in PHASES:
             raise ParameterError(f"phase must be one of {PHASES}, got {self.phase!r}")
-        if isinstance(self.iterations, bool) or not isinstance(self.iterations, (int, np.integer)) \
+        if not is_integer(self.iterations) \
                 or self.iterations < 0:
             raise ParameterError(f"iterations must be an integer >= 0, got {self.iterations!r}")
 
@@ -473,7 +474,7 @@ def _write(destination, reader: AudioReader, read, n_samples: int, info: AudioIn
 
 
 def _rate(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    if not is_integer(value) or value < 1:
         raise ParameterError(f"sample_rate must be a positive integer, got {value!r}")
     return int(value)
 
@@ -511,7 +512,7 @@ def source_grid(header: Header) -> int | None:
     """The bits of the grid the file's source samples lay on (``source_grid_bits``, written
     from format version 2.1), or None (not recorded, or not a sensible value)."""
     bits = header.source.get("grid_bits")
-    if isinstance(bits, (int, np.integer)) and not isinstance(bits, bool) and 1 <= bits <= 32:
+    if is_integer(bits) and 1 <= bits <= 32:
         return int(bits)
     return None
 

@@ -29,7 +29,19 @@ __all__ = [
     "BLOCK_SECONDS",
     "TransformParams",
     "resolve_dtype",
+    "is_integer",
 ]
+
+def is_integer(value: object) -> bool:
+    """Whether ``value`` is an integer (Python's or numpy's), booleans excluded.
+
+    Examples
+    --------
+    >>> is_integer(3), is_integer(np.int16(3)), is_integer(True), is_integer(3.0)
+    (True, True, False, False)
+    """
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
 
 #: Frequency of the note C0 with A4 = 440 Hz: the default lowest octave boundary.
 C0_HZ = 440.0 * 2.0 ** (-57 / 12)
@@ -105,7 +117,7 @@ class TransformParams:
 
     def __post_init__(self) -> None:
         bins = self.bins_per_octave
-        if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)):
+        if not is_integer(bins):
             raise ParameterError(f"bins_per_octave must be an integer, got {bins!r}")
         if not 1 <= bins <= MAX_BINS_PER_OCTAVE:
             raise ParameterError(
@@ -116,13 +128,13 @@ class TransformParams:
         object.__setattr__(self, "tuning", _positive_finite("tuning", self.tuning))
         octaves = self.n_octaves
         if octaves is not None:
-            if isinstance(octaves, bool) or not isinstance(octaves, (int, np.integer)):
+            if not is_integer(octaves):
                 raise ParameterError(f"n_octaves must be an integer or None, got {octaves!r}")
             if octaves < 1:
                 raise ParameterError(f"n_octaves must be >= 1, got {octaves!r}")
             object.__setattr__(self, "n_octaves", int(octaves))
         factor = self.oversampling
-        if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) \
+        if not is_integer(factor) \
                 or not 1 <= factor <= MAX_OVERSAMPLING:
             raise ParameterError(
                 f"oversampling must be an integer between 1 and {MAX_OVERSAMPLING}, got {factor!r}"

@@ -34,6 +34,7 @@ import numpy as np
 
 from msfreq.errors import ParameterError
 from msfreq.frames import bin_window, get_plan, smoothstep
+from msfreq.params import is_integer
 from msfreq.representation import Representation
 from msfreq.transform import analyze, synthesize
 
@@ -273,7 +274,7 @@ def reconstruct_phase(
     _check_magnitudes(magnitudes)
     if init not in INITS:
         raise ParameterError(f"init must be one of {INITS}, got {init!r}")
-    if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 0:
+    if not is_integer(n_iter) or n_iter < 0:
         raise ParameterError(f"n_iter must be an integer >= 0, got {n_iter!r}")
     if not 0.0 <= float(momentum) < 2.0:
         raise ParameterError(f"momentum must be in [0, 2), got {momentum!r}")

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from msfreq.errors import ParameterError
+from msfreq.params import is_integer
 from msfreq.scales import Band
 
 __all__ = [
@@ -51,7 +52,7 @@ def lsb(bits: int) -> float:
     >>> lsb(16) == 2.0 ** -15
     True
     """
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 32:
+    if not is_integer(bits) or not 1 <= bits <= 32:
         raise ParameterError(f"bits must be an integer in 1..32, got {bits!r}")
     return 2.0 ** (1 - int(bits))
 
@@ -152,7 +153,7 @@ def round_mantissa(values: np.ndarray, keep_bits: int) -> np.ndarray:
     """
     real = values.real.dtype if np.iscomplexobj(values) else values.dtype
     mantissa = np.finfo(real).nmant
-    if isinstance(keep_bits, bool) or not isinstance(keep_bits, (int, np.integer)) \
+    if not is_integer(keep_bits) \
             or not 1 <= keep_bits <= mantissa:
         raise ParameterError(f"keep_bits must be in 1..{mantissa} for {real}, got {keep_bits!r}")
     if keep_bits == mantissa:

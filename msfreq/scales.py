@@ -25,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 
 from msfreq.errors import ParameterError
-from msfreq.params import TransformParams
+from msfreq.params import TransformParams, is_integer
 
 __all__ = [
     "Band",
@@ -253,7 +253,7 @@ def make_grid(sample_rate: int, params: TransformParams) -> Grid:
         If the sample rate leaves room for no full octave above ``params.fmin``, or more
         octaves are asked for than fit below the Nyquist frequency.
     """
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)):
+    if not is_integer(sample_rate):
         raise ParameterError(f"sample_rate must be an integer, got {sample_rate!r}")
     if sample_rate < 1:
         raise ParameterError(f"sample_rate must be >= 1, got {sample_rate!r}")

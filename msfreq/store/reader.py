@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 
 from msfreq.errors import FormatError, MsfreqError, ParameterError
-from msfreq.params import DTYPES, TransformParams
+from msfreq.params import DTYPES, TransformParams, is_integer
 from msfreq.representation import Representation
 from msfreq.scales import Band, make_grid
 from msfreq.store.layout import (
@@ -117,7 +117,7 @@ class _Attributes:
 
     def integer(self, name: str, low: int, high: int) -> int:
         value = self._get(name)
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        if not is_integer(value):
             raise _fail(self.path, f"{self.where}attribute {name} must be an integer, got {value!r:.60}")
         if not low <= int(value) <= high:
             raise _fail(self.path, f"{self.where}attribute {name} = {int(value)} is outside {low}..{high}")

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from msfreq.errors import ParameterError
+from msfreq.params import is_integer
 from msfreq.scales import Band, Grid
 
 __all__ = ["select_bands", "select_channels", "time_range"]
@@ -23,7 +24,7 @@ def select_bands(grid: Grid, octaves: object) -> list[Band]:
     for item in wanted:
         if isinstance(item, str) and item in by_name:
             chosen.append(by_name[item])
-        elif isinstance(item, (int, np.integer)) and not isinstance(item, bool) and int(item) in by_octave:
+        elif is_integer(item) and int(item) in by_octave:
             chosen.append(by_octave[int(item)])
         else:
             raise ParameterError(
@@ -42,7 +43,7 @@ def select_channels(n_channels: int, channels: object) -> list[int] | None:
     wanted = [channels] if isinstance(channels, (int, np.integer)) else list(channels)  # type: ignore[arg-type]
     picked = []
     for item in wanted:
-        if isinstance(item, bool) or not isinstance(item, (int, np.integer)) or not 0 <= item < n_channels:
+        if not is_integer(item) or not 0 <= item < n_channels:
             raise ParameterError(f"channels must be in 0..{n_channels - 1}, got {item!r}")
         picked.append(int(item))
     if not picked:

@@ -28,7 +28,7 @@ from msfreq.params import (
     TransformParams,
     resolve_dtype,
 )
-from msfreq.representation import Representation
+from msfreq.representation import Representation, decibels
 from msfreq.scales import make_grid
 from msfreq.store import (
     Reader,
@@ -316,7 +316,7 @@ class Dataset(_Crops):
         hop = min(band.hop for band in self.bands if not band.is_residual)
         image = padded(representation.stack(hop=hop).astype(np.float32), hop)
         if self.db:
-            image = 20 * np.log10(np.maximum(image, np.float32(1e-8)))
+            image = decibels(image, -160.0)
         return image
 
     def _reader(self, path: Path) -> Reader:

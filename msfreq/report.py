@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from msfreq.errors import MsfreqError
+from msfreq.representation import decibels
 from msfreq.scales import Band, note_name
 from msfreq.store import Reader, dataset_name, open_reader
 
@@ -43,7 +44,7 @@ def _band_energy(reader: Reader, band: Band) -> tuple[float, float]:
 
 
 def _db(value: float, floor: float = -200.0) -> float:
-    return float(max(10.0 * np.log10(value), floor)) if value > 0 else floor
+    return float(decibels(value, floor, power=True))
 
 
 def describe(path: str | os.PathLike, *, statistics: bool = True) -> dict:
@@ -204,7 +205,7 @@ def plot(
                 factor *= 2
             layers.append((band, factor, _pooled_power(reader, band, factor)))
     peak = max(float(power.max(initial=0.0)) for _, _, power in layers)
-    top_db = 10 * np.log10(peak) if peak > 0 else 0.0
+    top_db = float(decibels(peak, -300.0, power=True)) if peak > 0 else 0.0
     norm = Normalize(vmin=top_db + floor_db, vmax=top_db)
     figure, axes = plt.subplots(figsize=(11, 6), dpi=dpi)
     mesh = None
@@ -217,8 +218,8 @@ def plot(
         times = (np.arange(columns + 1) * hop - band.hop / 2) / grid.sample_rate
         centres = grid.frequencies(band)
         edges = np.concatenate([centres / ratio, centres[-1:] * ratio])
-        decibels = 10 * np.log10(np.maximum(power, 1e-30))
-        mesh = axes.pcolormesh(times, edges, decibels, norm=norm, cmap="magma", shading="flat",
+        levels = decibels(power, -300.0, power=True)
+        mesh = axes.pcolormesh(times, edges, levels, norm=norm, cmap="magma", shading="flat",
                                rasterized=True)
     axes.set_yscale("log")
     low = grid.octaves[0].lower

@@ -24,7 +24,7 @@ from msfreq.transform import (
     transform_units,
 )
 
-__all__ = ["Representation", "encode", "decode", "Progress"]
+__all__ = ["Representation", "encode", "decode", "decibels", "Progress"]
 
 #: ``progress(done, total)``: called as work advances, in hop units of the lowest octave.
 Progress = Callable[[int, int], None]
@@ -324,7 +324,7 @@ class Representation:
         """
         values = np.abs(self[name])
         if db:
-            return _to_db(values, floor_db)
+            return decibels(values, floor_db)
         return values
 
     def stack(
@@ -377,7 +377,7 @@ class Representation:
             else:
                 rows.append(magnitude)
         image = np.concatenate(rows, axis=1)
-        return _to_db(image, floor_db) if db else image
+        return decibels(image, floor_db) if db else image
 
     def stack_frequencies(self) -> np.ndarray:
         """Centre frequency (Hz) of every row of :meth:`stack`, shape (rows,)."""
@@ -408,9 +408,19 @@ def stack_geometry(
     return octaves, hop, span // hop
 
 
-def _to_db(values: np.ndarray, floor_db: float) -> np.ndarray:
-    floor = 10.0 ** (floor_db / 20.0)
-    return 20.0 * np.log10(np.maximum(values, floor))
+def decibels(values, floor_db: float, *, power: bool = False):
+    """Return ``20 log10(values)`` (``10 log10`` for ``power``), clipped below at ``floor_db``;
+    the one dB conversion of the package (float32 stays float32).
+
+    Examples
+    --------
+    >>> decibels(np.array([1.0, 0.1, 0.0]), -60.0)
+    array([  0., -20., -60.])
+    >>> float(decibels(0.01, -200.0, power=True))
+    -20.0
+    """
+    factor = 10.0 if power else 20.0
+    return factor * np.log10(np.maximum(values, 10.0 ** (floor_db / factor)))
 
 
 def grid_for(sample_rate: object, params: TransformParams) -> Grid:

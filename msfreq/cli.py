@@ -43,6 +43,7 @@ from msfreq.params import (
     DEFAULT_FILE_DTYPE,
     DEFAULT_FMIN,
     DEFAULT_TUNING,
+    MAX_SPAN,
     TransformParams,
 )
 from msfreq.version import __version__
@@ -257,7 +258,10 @@ def cli() -> None:
 @click.option("--tuning", type=float, default=DEFAULT_TUNING, show_default=True,
               help="Frequency of A4 in Hz; bin centres lie on tuning * 2^(k/B).")
 @click.option("--oversampling", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Divide every hop by about N: N times the frames (for phase reconstruction).")
+              help="Divide every hop by about N: N times the frames.")
+@click.option("--span", type=click.IntRange(1, MAX_SPAN), default=1, show_default=True,
+              help="Windows reach N bins to either side (hops N times shorter): the redundancy "
+                   "across frequency that phase reconstruction needs (3 recommended there).")
 @click.option("--precision", type=click.Choice(sorted(_PRECISIONS)), default=_DEFAULT_PRECISION,
               show_default=True, help="single: complex64 coefficients, double: complex128; "
                                       "auto: double for 17-24-bit sources (bit-identical), else single.")
@@ -271,7 +275,8 @@ def cli() -> None:
 @click.option("--sample-rate", type=click.IntRange(min=1), default=None,
               help="Resample to this rate first, to put a mixed collection on one grid.")
 def encode(inputs, output, jobs, overwrite, quiet, debug, scheduler, bins_per_octave, fmin,
-           n_octaves, tuning, oversampling, precision, compression, keep_bits, sample_rate) -> None:
+           n_octaves, tuning, oversampling, span, precision, compression, keep_bits,
+           sample_rate) -> None:
     """Encode audio files and folders (searched recursively) into msfreq HDF5 files.
 
     \b
@@ -287,7 +292,7 @@ def encode(inputs, output, jobs, overwrite, quiet, debug, scheduler, bins_per_oc
     """
     options = _usage(lambda: EncodeOptions(
         params=TransformParams(bins_per_octave=bins_per_octave, fmin=fmin, tuning=tuning,
-                               n_octaves=n_octaves, oversampling=oversampling),
+                               n_octaves=n_octaves, oversampling=oversampling, span=span),
         dtype=_PRECISIONS[precision], compression=compression, sample_rate=sample_rate,
         keep_bits=keep_bits,
     ))

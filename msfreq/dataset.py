@@ -351,7 +351,7 @@ class AudioDataset(_Crops):
         As for :class:`Dataset` (the same crop rules: starts on whole hop units; the crop of
         item ``i`` in epoch ``e`` depends only on ``(seed, e, i)``; shorter files are padded
         with zeros).
-    bins_per_octave, fmin, tuning, n_octaves, oversampling
+    bins_per_octave, fmin, tuning, n_octaves, oversampling, span
         The grid the crops are aligned to (that of the transform you will apply); msfreq
         files must have been encoded with it.
 
@@ -388,6 +388,7 @@ class AudioDataset(_Crops):
         tuning: float = DEFAULT_TUNING,
         n_octaves: int | None = None,
         oversampling: int = 1,
+        span: int = 1,
     ) -> None:
         items = [paths_or_folder] if isinstance(paths_or_folder, (str, os.PathLike)) else list(paths_or_folder)
         found, _, _ = find_inputs(items, lambda path: has_msfreq_suffix(path) or is_audio_file(path))
@@ -395,7 +396,7 @@ class AudioDataset(_Crops):
         if not self.files:
             raise ParameterError(f"no audio or msfreq files found in {', '.join(map(str, items)) or 'nothing'}")
         params = TransformParams(bins_per_octave=bins_per_octave, fmin=fmin, tuning=tuning,
-                                 n_octaves=n_octaves, oversampling=oversampling)
+                                 n_octaves=n_octaves, oversampling=oversampling, span=span)
         facts = []  # (sample rate, frames, channels) per file
         self._encoded = []
         for path in self.files:

@@ -186,6 +186,49 @@ def _sample_windows(
     return starts, widths, weights
 
 
+def _wide_window(position: np.ndarray, k: np.ndarray, span: int) -> np.ndarray:
+    """Window of bin ``k`` reaching ``span`` grid points to either side: ``h((u - k) / span)
+    / sqrt(span)``, whose squares over all integer ``k`` sum to one (``span`` interleaved
+    partitions of unity)."""
+    return bin_window((position - k) / span) / np.sqrt(span)
+
+
+def _sample_wide_windows(
+    band: Band, position: np.ndarray, real: np.dtype, span: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """As :func:`_sample_windows`, for windows reaching ``span > 1`` grid points to either
+    side.  The residual bands take what the octaves' windows leave, ``sqrt(1 - sum of
+    squares)``, below the first bin + span - 1 and above the last bin - span + 1."""
+    n_freq = position.size
+    bins = np.asarray(band.bins, dtype=np.int64)
+    if not band.is_residual:
+        starts = np.searchsorted(position, bins - span, side="right")
+        stops = np.searchsorted(position, bins + span, side="left")
+    elif band.is_low_residual:
+        starts = np.zeros_like(bins)
+        stops = np.searchsorted(position, bins + span - 1, side="left")
+    else:
+        starts = np.searchsorted(position, bins - span + 1, side="right")
+        stops = np.full_like(bins, n_freq)
+    widths = np.maximum(stops - starts, 0).astype(np.int64)
+    starts = starts.astype(np.int64)
+    weights = np.zeros((band.n_bins, max(int(widths.max(initial=0)), 1)), dtype=real)
+    for row in range(band.n_bins):
+        where = position[starts[row] : starts[row] + widths[row]]
+        if not band.is_residual:
+            values = _wide_window(where, bins[row], span)
+        else:
+            # the octave bins whose windows reach into this residual's support
+            near = (np.arange(bins[row], bins[row] + 2 * span - 1) if band.is_low_residual
+                    else np.arange(bins[row] - 2 * span + 2, bins[row] + 1))
+            cover = np.zeros(where.size)
+            for k in near:
+                cover += _wide_window(where, k, span) ** 2
+            values = np.sqrt(np.clip(1.0 - cover, 0.0, None))
+        weights[row, : widths[row]] = values
+    return starts, widths, weights
+
+
 @dataclass(frozen=True)
 class BandLayout:
     """Where one band's windows sit on the FFT grid of a plan.
@@ -286,7 +329,11 @@ class Plan:
         pairs = _pairs(grid, self._length, real)
         for band in grid.bands:
             frames = self._length // band.hop
-            starts, widths, weights = _sample_windows(band, pairs, real)
+            if grid.params.span == 1:
+                starts, widths, weights = _sample_windows(band, pairs, real)
+            else:
+                starts, widths, weights = _sample_wide_windows(band, pairs.position, real,
+                                                               grid.params.span)
             occupied = widths.copy()
             if band.is_residual:  # mirrored: both sides, self-conjugate points once
                 ends = starts + widths - 1

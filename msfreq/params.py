@@ -26,6 +26,7 @@ __all__ = [
     "DTYPES",
     "MAX_BINS_PER_OCTAVE",
     "MAX_OVERSAMPLING",
+    "MAX_SPAN",
     "BLOCK_SECONDS",
     "TransformParams",
     "resolve_dtype",
@@ -68,6 +69,8 @@ COMPRESSIONS = ("zstd", "lz4", "gzip", "none")
 MAX_BINS_PER_OCTAVE = 1024
 #: Frames per band are multiplied by at most this (hops divided by it).
 MAX_OVERSAMPLING = 64
+#: Windows reach at most this many grid points to either side of their bin.
+MAX_SPAN = 8
 #: Longest block (seconds) of the block-by-block transform of long audio.  In memory, audio
 #: longer than about this is transformed in blocks; files are, when a memory budget demands it
 #: (see :func:`msfreq.transform.block_schedule`).
@@ -101,12 +104,18 @@ class TransformParams:
     oversampling : int
         Divides every band's hop by about this factor (more frames, the same bins, the same
         doubling per octave): about ``oversampling`` times the coefficients, still an exact
-        inverse.  Phase reconstruction needs the redundancy; storage does not.
+        inverse.
+    span : int
+        Each bin's window reaches ``span`` grid points to either side (1: from the bin below
+        to the bin above, so every frequency lies in two windows; ``span`` puts it in
+        ``2 * span``), with hops ``span`` times shorter: about ``span`` times the
+        coefficients, still an exact inverse.  Phase reconstruction from magnitudes needs
+        this redundancy across frequency (``oversampling`` adds frames only); storage does not.
 
     Examples
     --------
     >>> TransformParams(bins_per_octave=24, oversampling=4)
-    TransformParams(bins_per_octave=24, fmin=16.351597831287414, tuning=440.0, n_octaves=None, oversampling=4)
+    TransformParams(bins_per_octave=24, fmin=16.351597831287414, tuning=440.0, n_octaves=None, oversampling=4, span=1)
     """
 
     bins_per_octave: int = DEFAULT_BINS_PER_OCTAVE
@@ -114,6 +123,7 @@ class TransformParams:
     tuning: float = DEFAULT_TUNING
     n_octaves: int | None = None
     oversampling: int = 1
+    span: int = 1
 
     def __post_init__(self) -> None:
         bins = self.bins_per_octave
@@ -140,6 +150,13 @@ class TransformParams:
                 f"oversampling must be an integer between 1 and {MAX_OVERSAMPLING}, got {factor!r}"
             )
         object.__setattr__(self, "oversampling", int(factor))
+        span = self.span
+        if not is_integer(span) or not 1 <= span <= min(MAX_SPAN, self.bins_per_octave):
+            raise ParameterError(
+                f"span must be an integer between 1 and {min(MAX_SPAN, self.bins_per_octave)} "
+                f"(at most bins_per_octave), got {span!r}"
+            )
+        object.__setattr__(self, "span", int(span))
 
     def as_dict(self) -> dict:
         """Return the parameters as a plain dictionary."""

@@ -4,7 +4,12 @@ Models that generate music often produce magnitudes only.  :func:`reconstruct_ph
 coefficients whose magnitudes match given ones and that are consistent (the coefficients of
 a real signal), by the fast Griffin-Lim algorithm (Perraudin, Balazs, Søndergaard, "A fast
 Griffin-Lim algorithm", 2013) on msfreq's own analysis and synthesis.  Phase retrieval needs
-redundancy: encode with ``oversampling=4`` (or more) for magnitudes worth reconstructing.
+redundancy across frequency: encode with ``span=3`` (windows reaching three bins to either
+side, so every frequency lies in six windows) for magnitudes worth reconstructing.  Measured
+on 6 s of the shipped samples (spectral convergence against the original, STFT 2048/512):
+``span=1`` -14.9 dB at any ``oversampling`` (the rebuilt signal's own magnitudes match the
+targets to -36 dB: with two windows per frequency, other signals share the magnitudes),
+``span=3`` -24.2 dB, librosa's ``griffinlim_cqt`` -14.2 dB.
 
 Initial phase (``init``)
 ------------------------
@@ -21,6 +26,10 @@ exactly to its position ``u`` on the bin axis; every bin takes the frequency of 
 belongs to, so the bins of one partial advance together (phase locking, as in Laroche and
 Dolson, "Improved phase vocoder time-scale modification of audio", 1999).  ``"zeros"`` and
 ``"random"`` are there for comparison.
+
+The "pghi" and "vocoder" estimates are derived for windows that overlap pairwise (``span``
+1); with wider windows (``span`` > 1) the pair estimate is a heuristic, measured to still
+help (20-s excerpt below, ``span=3``: -24.2 dB from "pghi" against -21.8 from "zeros").
 
 Residual bands are real: their "phase" is a sign, rebuilt like the phases (projection keeps
 the sign of the consistent estimate; the initial signs are positive).

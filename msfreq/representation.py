@@ -439,6 +439,7 @@ def encode(
     tuning: float = DEFAULT_TUNING,
     n_octaves: int | None = None,
     oversampling: int = 1,
+    span: int = 1,
     dtype: str | np.dtype = DEFAULT_DTYPE,
     workers: int | None = None,
     block_seconds: float | None = None,
@@ -452,7 +453,7 @@ def encode(
         Real audio samples (any scale; floats from soundfile are in [-1, 1]).
     sample_rate : int
         Samples per second.
-    bins_per_octave, fmin, tuning, n_octaves, oversampling
+    bins_per_octave, fmin, tuning, n_octaves, oversampling, span
         See :class:`~msfreq.params.TransformParams`.
     dtype : {"complex64", "complex128"}
         Precision of the computation and of the coefficients.
@@ -478,7 +479,7 @@ def encode(
     """
     params = TransformParams(
         bins_per_octave=bins_per_octave, fmin=fmin, tuning=tuning, n_octaves=n_octaves,
-        oversampling=oversampling,
+        oversampling=oversampling, span=span,
     )
     complex_dtype = resolve_dtype(dtype)
     grid = grid_for(sample_rate, params)

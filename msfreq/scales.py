@@ -261,12 +261,13 @@ def make_grid(sample_rate: int, params: TransformParams) -> Grid:
     nyquist = sample_rate / 2
     bins = params.bins_per_octave
 
-    # An octave fits when the window of its top bin (which reaches up to the next grid
-    # point) ends below Nyquist, so that the high residual band keeps a positive width.
+    # An octave fits when the window of its top bin (which reaches ``span`` grid points up)
+    # ends below Nyquist, so that the high residual band keeps a positive width.
+    span = params.span
     fitting = 0
     while True:
         first_of_next = _first_bin_at_or_above(params.fmin * 2 ** (fitting + 1), params)
-        if bin_frequency(first_of_next, params) >= nyquist:
+        if bin_frequency(first_of_next - 1 + span, params) >= nyquist:
             break
         fitting += 1
     if fitting == 0:
@@ -286,11 +287,11 @@ def make_grid(sample_rate: int, params: TransformParams) -> Grid:
         _first_bin_at_or_above(params.fmin * 2**j, params) for j in range(n_octaves)
     ]
     top_first = first_bins[-1]
-    # Widest window of the top octave: its top bin, reaching from the grid point below
-    # to the grid point above.  A hop of at most sample_rate / width samples the band
-    # without aliasing (the "painless" condition).
+    # Widest window of the top octave: its top bin, reaching from ``span`` grid points below
+    # to ``span`` above.  A hop of at most sample_rate / width samples the band without
+    # aliasing (the "painless" condition).
     top_bin = top_first + bins - 1
-    width = float(bin_frequency(top_bin + 1, params) - bin_frequency(top_bin - 1, params))
+    width = float(bin_frequency(top_bin + span, params) - bin_frequency(top_bin - span, params))
     top_hop = smooth_number_at_most(sample_rate / width / params.oversampling)
     hop_unit = top_hop * 2 ** (n_octaves - 1)
 
@@ -312,7 +313,8 @@ def make_grid(sample_rate: int, params: TransformParams) -> Grid:
             bins=(low_bin,),
             lower=0.0,
             upper=params.fmin,
-            hop=residual_hop(float(bin_frequency(low_bin, params))),
+            # up to where the octaves' windows sum to one: span - 1 grid points above
+            hop=residual_hop(float(bin_frequency(low_bin + span - 1, params))),
         )
     ]
     for j, first in enumerate(first_bins):
@@ -335,7 +337,7 @@ def make_grid(sample_rate: int, params: TransformParams) -> Grid:
             bins=(high_bin,),
             lower=params.fmin * 2**n_octaves,
             upper=nyquist,
-            hop=residual_hop(nyquist - float(bin_frequency(high_bin, params))),
+            hop=residual_hop(nyquist - float(bin_frequency(high_bin - span + 1, params))),
         )
     )
     return Grid(sample_rate=sample_rate, params=params, bands=tuple(bands), hop_unit=hop_unit)

@@ -56,15 +56,18 @@ MSFREQ_SUFFIXES = frozenset({".h5", ".hdf5", ".msfreq"})
 #: reads): the source's samples lie on a coarser grid than their subtype's (a 24-bit file
 #: of 16-bit content, a float file of 16-bit integers), recorded as ``source_grid_bits``,
 #: and a decode rounds to that grid (a version-2 reader would not, and would call the file
-#: damaged); or the ``lz4`` compression.  Version-2 readers refuse version 3 as newer.
+#: damaged); the ``lz4`` compression; or windows of ``span > 1`` (root attribute ``span``).
+#: Version-2 readers refuse version 3 as newer.
 FORMAT_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
 
 
-def version_for(source: Mapping[str, object], compression: str) -> int:
-    """The format version a file with these source facts and compression is written in: the
-    lowest that reads it right (3 where ``grid_bits`` is recorded or for ``lz4``, else 2)."""
-    return FORMAT_VERSION if source.get("grid_bits") is not None or compression == "lz4" else 2
+def version_for(source: Mapping[str, object], compression: str, span: int = 1) -> int:
+    """The format version a file with these source facts, compression and window span is
+    written in: the lowest that reads it right (3 where ``grid_bits`` is recorded, for
+    ``lz4``, or for ``span > 1``; else 2)."""
+    newer = source.get("grid_bits") is not None or compression == "lz4" or span > 1
+    return FORMAT_VERSION if newer else 2
 #: HDF5 object versions written: version-2 object headers, checksummed superblock and chunk
 #: indexes (fixed arrays), readable by HDF5 1.10 and later.
 LIBVER = ("v110", "v110")

@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 
 from msfreq.errors import FormatError, MsfreqError, ParameterError
-from msfreq.params import DTYPES, TransformParams, is_integer
+from msfreq.params import DTYPES, MAX_SPAN, TransformParams, is_integer
 from msfreq.representation import Representation
 from msfreq.scales import Band, make_grid
 from msfreq.store.layout import (
@@ -287,10 +287,13 @@ def _header(path: Path, handle: h5py.File) -> Header:
             tuning=get.number("tuning"),
             n_octaves=get.integer("n_octaves", 1, 64),
             oversampling=get.integer("oversampling", 1, 64) if strict else 1,
+            span=get.integer("span", 2, MAX_SPAN) if "span" in attrs.values else 1,
         )
         grid = make_grid(rate, params)
     except ParameterError as error:
         raise _fail(path, f"invalid transform parameters ({error})") from None
+    if params.span > 1 and version < 3:
+        raise _fail(path, f"span {params.span} in a version-{version} file (spans came with version 3)")
     dtype = np.dtype(get.text("dtype", DTYPES))
     hop_unit = get.integer("hop_unit", 1, 2**40)
     if hop_unit != grid.hop_unit:
@@ -320,7 +323,8 @@ def _header(path: Path, handle: h5py.File) -> Header:
                           magnitudes=magnitudes)
     else:
         storage = Storage(dtype=dtype)
-    if "source_grid_bits" in attrs.values or (version >= 3 and compression != "lz4"):
+    if "source_grid_bits" in attrs.values or (version >= 3 and compression != "lz4"
+                                              and params.span == 1):
         # what makes a file version 3: the grid its decode rounds to (or lz4)
         get.integer("source_grid_bits", 1, 32)
     header = Header(

@@ -125,7 +125,7 @@ class Writer:
         params = self.grid.params
         attrs = {
             "format": FORMAT_MARKER,
-            "format_version": version_for(self.source, self.compression),
+            "format_version": version_for(self.source, self.compression, params.span),
             "msfreq_version": __version__,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "sample_rate": self.grid.sample_rate,
@@ -138,6 +138,7 @@ class Writer:
             "tuning": params.tuning,
             "n_octaves": self.grid.n_octaves,
             "oversampling": params.oversampling,
+            **({"span": params.span} if params.span > 1 else {}),
             "dtype": self.storage.dtype.name,
             "storage": self.storage.form,
             "content": self.storage.content,

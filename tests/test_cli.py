@@ -293,3 +293,13 @@ def test_content_on_a_coarser_grid_is_said(tmp_path):
     assert "WAV PCM_24 of 16-bit content" in run("inspect", tmp_path / "wide.h5").output
     result = run("decode", tmp_path / "wide.h5", "-o", tmp_path / "back.wav", "-j", "1")
     assert result.exit_code == 0 and "PCM_24, bit-identical to the source" in result.output
+
+
+def test_span_option(tmp_path):
+    source = write_audio(tmp_path / "a.wav", pcm16(music_like(12000, 22050, 1, seed=8) * 0.5), 22050)
+    result = run("encode", source, "-o", tmp_path / "a.h5", "--span", "3", "-j", "1")
+    assert result.exit_code == 0 and "decodes bit-identically" in result.output
+    assert msfreq.read_header(tmp_path / "a.h5").grid.params.span == 3
+    result = run("decode", tmp_path / "a.h5", "-o", tmp_path / "back.wav", "-j", "1")
+    assert result.exit_code == 0 and "bit-identical to the source" in result.output
+    assert run("encode", source, "-o", tmp_path / "b.h5", "--span", "9").exit_code == 2

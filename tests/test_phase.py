@@ -113,6 +113,17 @@ def test_reconstruction_quality_on_a_harmonic_signal(init):
     assert spectral_convergence(x, final) < -18.0
 
 
+def test_wider_windows_make_magnitudes_worth_more():
+    """Every frequency in six windows instead of two: measured -11.7 against -8.7 dB."""
+    x = music_like(3 * RATE, RATE, 1, seed=3)[:, 0] * 0.5
+    results = {}
+    for span in (1, 3):
+        rep = msfreq.encode(x, RATE, span=span, dtype="complex128")
+        y = msfreq.decode(msfreq.reconstruct_phase(rep.abs(), n_iter=100))[:, 0]
+        results[span] = spectral_convergence(x, y)
+    assert results[3] < results[1] - 2.0
+
+
 def test_pghi_starts_closer_than_the_vocoder():
     """Integrating across bins too (measured: -14.8 against -13.0 dB before any iteration)."""
     x = harmonic()

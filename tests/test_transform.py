@@ -340,6 +340,55 @@ def test_bad_oversampling(value):
         msfreq.TransformParams(oversampling=value)
 
 
+@pytest.mark.parametrize(("span", "bins"), [(2, 48), (3, 48), (5, 12)])
+@pytest.mark.parametrize(("dtype", "threshold"), [("complex64", 125.0), ("complex128", 250.0)])
+def test_wide_windows_round_trip_exactly(span, bins, dtype, threshold):
+    x = np.random.default_rng(span).standard_normal((3 * 8000 + 11, 2))
+    rep = msfreq.encode(x, 8000, bins_per_octave=bins, span=span, dtype=dtype)
+    plain = msfreq.encode(x, 8000, bins_per_octave=bins, dtype=dtype)
+    for band, base in zip(rep.grid.octaves, plain.grid.octaves, strict=True):
+        assert base.hop / band.hop >= span * 0.8  # about span times the frames
+        assert band.bins == base.bins
+    assert snr_db(x, msfreq.decode(rep)) >= threshold
+    plan = get_plan(rep.grid, rep.length, np.dtype(dtype))
+    eps = np.finfo(np.dtype(dtype)).eps
+    np.testing.assert_allclose(plan.window_power(), 1.0, rtol=0, atol=eps * 32)
+    # every frequency inside the octaves lies in 2 * span windows (2 * span - 1 on a grid point)
+    n_freq = rep.length // 2 + 1
+    count = np.zeros(n_freq, dtype=int)
+    for layout in plan.layouts:
+        for start, width, row in zip(layout.starts, layout.widths, layout.weights, strict=True):
+            count[start : start + width] += row[:width] > 0
+    first, last = rep.grid.octaves[0].bins[0], rep.grid.octaves[-1].bins[-1]
+    hz = np.arange(n_freq) * 8000 / rep.length
+    inside = (hz > float(msfreq.scales.bin_frequency(first + span, rep.grid.params))) & (
+        hz < float(msfreq.scales.bin_frequency(last - span, rep.grid.params)))
+    assert inside.any() and set(np.unique(count[inside])) <= {2 * span - 1, 2 * span}
+    assert (count[inside] == 2 * span).mean() > 0.9
+
+
+def test_span_is_recorded(tmp_path):
+    x = np.random.default_rng(0).standard_normal(8000)
+    msfreq.save(msfreq.encode(x, 8000, span=3), tmp_path / "s.h5")
+    msfreq.save(msfreq.encode(x, 8000), tmp_path / "p.h5")
+    header = msfreq.read_header(tmp_path / "s.h5")
+    assert header.grid.params.span == 3 and header.format_version == 3
+    assert msfreq.read_header(tmp_path / "p.h5").format_version == 2  # span 1: as before
+    assert snr_db(x, msfreq.decode(msfreq.load(tmp_path / "s.h5"))[:, 0]) >= 125
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"span": 0}, "span must be an integer between 1 and 8"),
+    ({"span": 9}, "span must be an integer between 1 and 8"),
+    ({"span": 1.5}, "span must be an integer"),
+    ({"span": True}, "span must be an integer"),
+    ({"span": 5, "bins_per_octave": 4}, "between 1 and 4"),
+])
+def test_bad_span(kwargs, message):
+    with pytest.raises(ParameterError, match=message):
+        msfreq.TransformParams(**kwargs)
+
+
 @pytest.mark.parametrize(("rate", "bins", "lower_half"), [(8000, 12, True), (8000, 24, False)])
 @pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
 def test_real_rows_both_ways_are_exact(rate, bins, lower_half, dtype, rng):

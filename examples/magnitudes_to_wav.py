@@ -23,8 +23,8 @@ def main(argv: list[str]) -> int:
     target = Path(argv[2]) if len(argv) > 2 else Path("demo_output/from_magnitudes.wav")
     samples, rate = sf.read(str(source), always_2d=True)
     mono = samples.mean(axis=1)
-    # oversampling: phase retrieval needs more frames than exact storage does
-    reference = msfreq.encode(mono, rate, oversampling=4)
+    # span=3: every frequency in six windows, the redundancy phase retrieval needs
+    reference = msfreq.encode(mono, rate, span=3)
     image = reference.stack()  # (1, 480, frames): the model's picture
 
     magnitudes = msfreq.unstack(image, like=reference)                 # 1. per-octave magnitudes

@@ -396,7 +396,7 @@ class Transform(torch.nn.Module):
     ----------
     sample_rate : int
         Samples per second of the audio it will see.
-    bins_per_octave, fmin, tuning, n_octaves, oversampling
+    bins_per_octave, fmin, tuning, n_octaves, oversampling, span
         As for :func:`msfreq.encode` (see :class:`~msfreq.params.TransformParams`).
     dtype : torch.complex64 or torch.complex128
         Precision of the computation and of the coefficients.
@@ -423,13 +423,14 @@ class Transform(torch.nn.Module):
         tuning: float = DEFAULT_TUNING,
         n_octaves: int | None = None,
         oversampling: int = 1,
+        span: int = 1,
         dtype: torch.dtype = torch.complex64,
     ) -> None:
         super().__init__()
         if dtype not in _COMPLEX:
             raise ParameterError(f"dtype must be torch.complex64 or torch.complex128, got {dtype!r}")
         params = TransformParams(bins_per_octave=bins_per_octave, fmin=fmin, tuning=tuning,
-                                 n_octaves=n_octaves, oversampling=oversampling)
+                                 n_octaves=n_octaves, oversampling=oversampling, span=span)
         self._grid = grid_for(sample_rate, params)
         self._dtype = dtype
         self._real = _COMPLEX[dtype]

@@ -66,6 +66,23 @@ def test_equals_numpy_engine(case, dtype, device):
     np.testing.assert_allclose(decoded, expected, atol=relative_tolerance(dtype) * np.abs(x).max())
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", sorted(DTYPES))
+@pytest.mark.parametrize(("span", "bins"), [(2, 24), (3, 48)])
+def test_wide_windows_equal_numpy_engine(span, bins, dtype, device):
+    """Windows reaching ``span`` bins each way: 2 * span of them over a frequency (slots)."""
+    x = np.random.default_rng(span).standard_normal((20000, 2))
+    reference = msfreq.encode(x, 22050, bins_per_octave=bins, span=span, dtype=dtype)
+    transform = Transform(22050, bins_per_octave=bins, span=span, dtype=DTYPES[dtype]).to(device)
+    assert transform.tables(20000).slots == 2 * span
+    ours = transform.encode(torch.from_numpy(x.T.copy()).to(device))
+    for name in reference.names:
+        error = np.abs(ours[name].cpu().numpy() - reference[name]).max() / np.abs(reference[name]).max()
+        assert error < relative_tolerance(dtype), (name, error)
+    np.testing.assert_allclose(transform.decode(ours).cpu().numpy(), msfreq.decode(reference).T,
+                               atol=relative_tolerance(dtype) * np.abs(x).max())
+
+
 def test_cases_cover_both_ways_of_reading_a_real_band():
     """Synthesis reads a real band's real FFT or its full FFT (see ``_Tables``): the cases
     above must exercise both, or one of them goes untested."""

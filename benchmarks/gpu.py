@@ -80,16 +80,16 @@ def snr_db(reference: torch.Tensor, estimate: torch.Tensor) -> float:
 
 
 def run(device: torch.device, batches: list[int], repeats: int, seconds: float,
-        compiled: bool = False) -> list[str]:
+        compiled: bool = False, span: int = 1) -> list[str]:
     measure = timer(device)
     samples = int(seconds * RATE)
-    transform = Transform(RATE).to(device)
+    transform = Transform(RATE, span=span).to(device)
     window = torch.hann_window(2048, device=device)
     lines = [
         f"Device: **{torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}**, "
         f"torch {torch.__version__}, msfreq {msfreq.__version__}; clips of {seconds:g} s at "
         f"{RATE} Hz (mono), 48 bins per octave from C0 ({transform.grid.n_octaves} octaves), "
-        f"complex64; medians of {repeats} runs after warm-up.",
+        f"span {span}, complex64; medians of {repeats} runs after warm-up.",
         "",
         "| batch | audio | msfreq analysis | synthesis | analysis, graph | synthesis, graph "
         "| torch.stft 2048/512 | istft | analysis / stft | synthesis / stft | samples/s (analysis) "
@@ -156,7 +156,7 @@ def run(device: torch.device, batches: list[int], repeats: int, seconds: float,
 
     # equality with the numpy engine, and a training step's cost (forward + backward)
     clip = torch.randn(1, samples, generator=generator)
-    reference = msfreq.encode(clip.numpy().T, RATE)
+    reference = msfreq.encode(clip.numpy().T, RATE, span=span)
     ours = transform.encode(clip.to(device))
     worst = max(
         float((ours[name].cpu() - torch.from_numpy(reference[name])).abs().max())
@@ -213,6 +213,7 @@ def main() -> int:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--quick", action="store_true", help="small batches, few repeats")
+    parser.add_argument("--span", type=int, default=1, help="the transform's span (windows' reach in bins)")
     parser.add_argument("--compile", action="store_true",
                         help="also time torch.compile of the analysis and synthesis")
     parser.add_argument("--profile", action="store_true",
@@ -226,7 +227,7 @@ def main() -> int:
           flush=True)
     batches, repeats, seconds = ([1, 4], 3, 2.0) if args.quick else ([1, 16, 64], args.repeats,
                                                                      CLIP_SECONDS)
-    lines = run(device, batches, repeats, seconds, compiled=args.compile)
+    lines = run(device, batches, repeats, seconds, compiled=args.compile, span=args.span)
     text = "# msfreq.torch on a GPU\n\nWritten by `benchmarks/gpu.py`.\n\n" + "\n".join(lines) + "\n"
     args.output.write_text(text)
     print(f"wrote {args.output}")

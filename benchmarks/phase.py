@@ -45,60 +45,93 @@ def excerpt(seconds: float) -> tuple[np.ndarray, int]:
     return x.astype(np.float64), rate
 
 
+def _librosa(x: np.ndarray, rate: int, iterations: int) -> np.ndarray:
+    import librosa
+
+    fmin = librosa.note_to_hz("C0")
+    cqt = np.abs(librosa.cqt(x, sr=rate, hop_length=512, fmin=fmin, n_bins=480, bins_per_octave=48))
+    return librosa.griffinlim_cqt(cqt, sr=rate, hop_length=512, fmin=fmin, bins_per_octave=48,
+                                  n_iter=iterations)
+
+
+def _msfreq(x: np.ndarray, rate: int, span: int, oversampling: int, init: str, iterations: int,
+            history: list | None = None) -> np.ndarray:
+    rep = msfreq.encode(x, rate, oversampling=oversampling, span=span)
+    rebuilt = msfreq.reconstruct_phase(rep.abs(), n_iter=iterations, init=init, seed=0,
+                                       history=history)
+    return msfreq.decode(rebuilt)[:, 0]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     iterations = 20 if args.quick else 100
     x, rate = excerpt(5.0 if args.quick else 20.0)
-    rows = ["| method | oversampling | init | SC (dB) | time (s) |", "|---|---|---|---|---|"]
-    curves = {}
+    rows = ["| method | span | oversampling | init | SC (dB) | time (s) |", "|---|---|---|---|---|---|"]
     try:
         import librosa
 
-        fmin = librosa.note_to_hz("C0")
         began = time.perf_counter()
-        cqt = np.abs(librosa.cqt(x, sr=rate, hop_length=512, fmin=fmin, n_bins=480, bins_per_octave=48))
-        y = librosa.griffinlim_cqt(cqt, sr=rate, hop_length=512, fmin=fmin, bins_per_octave=48,
-                                   n_iter=iterations)
-        rows.append(f"| librosa {librosa.__version__} griffinlim_cqt | hop 512 | random | "
+        y = _librosa(x, rate, iterations)
+        rows.append(f"| librosa {librosa.__version__} griffinlim_cqt | - | hop 512 | random | "
                     f"{convergence(x, y):.1f} | {time.perf_counter() - began:.1f} |")
         print(rows[-1], flush=True)
+        have_librosa = True
     except ImportError:
-        rows.append("| librosa | - | - | not installed | - |")
-    for oversampling in (1, 2, 4, 8):
-        rep = msfreq.encode(x, rate, oversampling=oversampling)
-        for init in msfreq.phase.INITS:
-            history: list[float] = []
-            began = time.perf_counter()
-            rebuilt = msfreq.reconstruct_phase(rep.abs(), n_iter=iterations, init=init, seed=0,
-                                               history=history)
-            y = msfreq.decode(rebuilt)[:, 0]
-            elapsed = time.perf_counter() - began
-            rows.append(f"| msfreq fast Griffin-Lim | {oversampling} | {init} | "
-                        f"{convergence(x, y):.1f} | {elapsed:.1f} |")
-            curves[(oversampling, init)] = history
-            print(rows[-1], flush=True)
+        rows.append("| librosa | - | - | - | not installed | - |")
+        have_librosa = False
+    configs = [(1, oversampling, init) for oversampling in (1, 2, 4, 8) for init in msfreq.phase.INITS]
+    configs += [(span, oversampling, "pghi") for span in (2, 3, 4) for oversampling in (1, 2, 4)]
+    configs += [(3, 1, init) for init in msfreq.phase.INITS if init != "pghi"]
+    curves = {}
+    for span, oversampling, init in configs:
+        history: list[float] = []
+        began = time.perf_counter()
+        y = _msfreq(x, rate, span, oversampling, init, iterations, history)
+        rows.append(f"| msfreq fast Griffin-Lim | {span} | {oversampling} | {init} | "
+                    f"{convergence(x, y):.1f} | {time.perf_counter() - began:.1f} |")
+        curves[(span, oversampling, init)] = history
+        print(rows[-1], flush=True)
+    # spectral convergence against iterations (each point a run of its own)
+    steps = (5, 10) if args.quick else (10, 25, 50, 100)
+    progress = {f"msfreq span {span}, x{oversampling}": [convergence(x, _msfreq(x, rate, span, oversampling, "pghi", n))
+                                                         for n in steps]
+                for span, oversampling in ((1, 4), (3, 1), (3, 4))}
+    if have_librosa:
+        progress["librosa griffinlim_cqt"] = [convergence(x, _librosa(x, rate, n)) for n in steps]
     lines = ["# Phase reconstruction benchmark", "",
              f"`python benchmarks/phase.py`: {len(x) / rate:.0f} s of the shipped samples (mono, "
              f"44.1 kHz), {iterations} iterations, spectral convergence against the original "
-             "(Hann 2048 / hop 512; lower is better), one core.", ""] + rows
+             "(Hann 2048 / hop 512; lower is better), one core.  `span`: each window reaches that "
+             "many bins to either side (every frequency in 2 x span windows); `oversampling`: "
+             "hops divided by about that.", ""] + rows
+    lines += ["", "Spectral convergence (dB) against iterations (init pghi for msfreq):", "",
+              "| method | " + " | ".join(str(n) for n in steps) + " |",
+              "|---|" + "---|" * len(steps)]
+    lines += [f"| {name} | " + " | ".join(f"{value:.1f}" for value in values) + " |"
+              for name, values in progress.items()]
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        figure, axes = plt.subplots(figsize=(8, 4.5))
-        for (oversampling, init), history in curves.items():
-            if init != "random":
-                axes.plot(20 * np.log10(np.maximum(history, 1e-12)), label=f"x{oversampling}, {init}")
-        axes.set_xlabel("iteration")
-        axes.set_ylabel("inconsistency (dB, msfreq domain)")
-        axes.legend(ncol=2, fontsize=8)
+        figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+        for name, values in progress.items():
+            right.plot(steps, values, marker="o", label=name)
+        right.set_xlabel("iterations")
+        right.set_ylabel("spectral convergence (dB, STFT 2048/512)")
+        right.legend(fontsize=8)
+        for (span, oversampling, init), history in curves.items():
+            if init == "pghi" and oversampling in (1, 4):
+                left.plot(20 * np.log10(np.maximum(history, 1e-12)), label=f"span {span}, x{oversampling}")
+        left.set_xlabel("iteration")
+        left.set_ylabel("inconsistency (dB, msfreq domain)")
+        left.legend(ncol=2, fontsize=8)
         figure.tight_layout()
         figure.savefig(HERE / "phase.png", dpi=100)
-        lines += ["", "![inconsistency against iterations](phase.png)"]
+        lines += ["", "![inconsistency and spectral convergence against iterations](phase.png)"]
     except ImportError:
         pass
     (HERE / "PHASE.md").write_text("\n".join(lines) + "\n")

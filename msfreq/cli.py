@@ -453,7 +453,10 @@ def _table(info: dict) -> str:
          else "source     not recorded (encoded from an array in Python)"),
         f"audio      {info['duration']:.3f} s, {info['sample_rate']} Hz, "
         f"{info['channels']} channel(s), {info['rms_db']:.1f} dB RMS",
-        f"transform  {params['bins_per_octave']} bins/octave, {params['n_octaves']} octaves from "
+        f"transform  {params['bins_per_octave']} bins/octave"
+        + (f", oversampling {params['oversampling']}" if params["oversampling"] > 1 else "")
+        + (f", span {params['span']}" if params["span"] > 1 else "")
+        + f", {params['n_octaves']} octaves from "
         f"{params['fmin']:.2f} Hz, tuning {params['tuning']:g} Hz, {info['dtype']}",
         f"size       {_size(info['size_bytes'])}"
         + (f" ({ratio:.2f}x the source)" if ratio else "")

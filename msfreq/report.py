@@ -120,6 +120,8 @@ def describe(path: str | os.PathLike, *, statistics: bool = True) -> dict:
             "fmin": params.fmin,
             "tuning": params.tuning,
             "n_octaves": grid.n_octaves,
+            "oversampling": params.oversampling,
+            "span": params.span,
         },
         "dtype": header.dtype.name,
         "compression": header.compression,

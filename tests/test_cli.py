@@ -300,6 +300,7 @@ def test_span_option(tmp_path):
     result = run("encode", source, "-o", tmp_path / "a.h5", "--span", "3", "-j", "1")
     assert result.exit_code == 0 and "decodes bit-identically" in result.output
     assert msfreq.read_header(tmp_path / "a.h5").grid.params.span == 3
+    assert "48 bins/octave, span 3," in run("inspect", tmp_path / "a.h5").output
     result = run("decode", tmp_path / "a.h5", "-o", tmp_path / "back.wav", "-j", "1")
     assert result.exit_code == 0 and "bit-identical to the source" in result.output
     assert run("encode", source, "-o", tmp_path / "b.h5", "--span", "9").exit_code == 2

@@ -263,7 +263,9 @@ def _check_chunks(path: Path, dataset: h5py.Dataset, name: str, shape: tuple, ch
 
 
 def _header(path: Path, handle: h5py.File) -> Header:
-    marker = handle.attrs.get("format") if "format" in handle.attrs else None
+    marker = None
+    if "format" in handle.attrs and handle.attrs.get_id("format").get_storage_size() <= _MAX_ATTRIBUTE_BYTES:
+        marker = handle.attrs["format"]
     if not isinstance(marker, (bytes, np.bytes_, str)) or decode_text(marker) != FORMAT_MARKER:
         raise _fail(path, "not an msfreq file (no format marker 'msfreq')")
     attrs = _Snapshot(path, handle.attrs, "")
@@ -325,7 +327,7 @@ def _header(path: Path, handle: h5py.File) -> Header:
         storage = Storage(dtype=dtype)
     if "source_grid_bits" in attrs.values or (version >= 3 and compression != "lz4"
                                               and params.span == 1):
-        # what makes a file version 3: the grid its decode rounds to (or lz4)
+        # what makes a file version 3: the grid its decode rounds to (or lz4, or a span)
         get.integer("source_grid_bits", 1, 32)
     header = Header(
         path=path, grid=grid, n_samples=n_samples, n_channels=n_channels, length=length,

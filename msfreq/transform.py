@@ -155,20 +155,18 @@ def analyze(signal: np.ndarray, plan: Plan, *, workers: int | None = None) -> li
             frames = layout.frames
             for rows in layout.row_groups(GROUP_COEFFICIENTS):
                 if layout.real:
-                    folded = np.zeros((rows.stop - rows.start, frames), dtype=plan.dtype)
+                    # only positions 0 .. frames // 2 are read (the inverse real FFT below)
+                    folded = np.zeros((rows.stop - rows.start, frames // 2 + 1), dtype=plan.dtype)
                     for row, target in zip(range(rows.start, rows.stop), folded, strict=True):
                         first, width = int(layout.starts[row]), int(layout.widths[row])
                         if not width:
                             continue
                         values = spectrum[first : first + width] * layout.weights[row, :width]
                         # Negative-frequency mirror first; the direct values then overwrite the
-                        # self-conjugate points (DC, Nyquist), which must be counted once.  Only
-                        # positions up to frames // 2 are read (below): a mirror run that lies
-                        # wholly above is not written.
+                        # self-conjugate points (DC, Nyquist), which must be counted once.
                         mirror = (-(first + width - 1)) % frames
-                        if mirror <= frames // 2 or mirror + width > frames:
-                            _place(target, mirror, values[::-1].conj())
-                        _place(target, first % frames, values)
+                        _place_half(target, mirror, values[::-1], frames, conjugate=True)
+                        _place_half(target, first % frames, values, frames)
                 else:
                     # Straight into the output rows: each row's window values, multiplied in
                     # place where they fall, and zeros around them (one pass over the row).
@@ -181,8 +179,7 @@ def analyze(signal: np.ndarray, plan: Plan, *, workers: int | None = None) -> li
                     # real part of the inverse FFT, at half the work (the high residual is one
                     # row with a third as many frames as samples)
                     for row, target in zip(range(rows.start, rows.stop), folded, strict=True):
-                        result = fft.irfft(target[: frames // 2 + 1], frames, norm="forward",
-                                           workers=workers)
+                        result = fft.irfft(target, frames, norm="forward", workers=workers)
                         np.multiply(result, real.type(0.5), out=output[channel, row])
                     continue
                 result = sp_fft.ifft(folded, axis=1, norm="forward", overwrite_x=True,
@@ -207,14 +204,22 @@ def _weigh_into(target: np.ndarray, spectrum: np.ndarray, first: int, weights: n
         target[start + head :] = 0
 
 
-def _place(target: np.ndarray, first: int, values: np.ndarray) -> None:
-    """Write ``values`` at positions ``first, first + 1, ...`` of the periodic ``target``
-    (no support is longer than a period, so the run wraps at most once)."""
-    size, count = target.shape[0], values.shape[0]
-    head = min(count, size - first)
-    target[first : first + head] = values[:head]
-    if head < count:
-        target[: count - head] = values[head:]
+def _place_half(target: np.ndarray, first: int, values: np.ndarray, size: int, *,
+                conjugate: bool = False) -> None:
+    """Write ``values`` (conjugated if asked) at positions ``first, first + 1, ...`` of a
+    periodic sequence of ``size``, of which ``target`` holds positions ``0 .. size // 2``:
+    the values that fall above are not written (the run wraps at most once)."""
+    half = target.shape[0] - 1
+    count = values.shape[0]
+    head = min(count, size - first)  # values before the wrap, at first ... size - 1
+    for lead, position, stop in ((0, first, min(head, half - first + 1)),
+                                 (head, 0, min(count - head, half + 1))):
+        if stop > 0:
+            piece = values[lead : lead + stop]
+            if conjugate:
+                np.conjugate(piece, out=target[position : position + stop])
+            else:
+                target[position : position + stop] = piece
 
 
 def _take(source: np.ndarray, first: int, count: int) -> np.ndarray:

@@ -167,22 +167,25 @@ def _sample_windows(
     widths = np.maximum(stops - starts, 0).astype(np.int64)
     starts = starts.astype(np.int64)
     weights = np.zeros((band.n_bins, max(int(widths.max(initial=0)), 1)), dtype=real)
-    per_group = max(1, _PLAN_CHUNK // weights.shape[1])
-    for top in range(0, band.n_bins, per_group):
-        rows = slice(top, min(top + per_group, band.n_bins))
-        offsets = np.arange(weights.shape[1])
-        inside = offsets < widths[rows, None]
-        index = np.where(inside, starts[rows, None] + offsets, 0)
-        below = pairs.floor[index]
+    # Every frequency lies between grid points floor[m] and floor[m] + 1, in the windows of
+    # exactly those two bins: a row's values are slices of ``upper`` (below its bin) and of
+    # ``lower`` (from its bin up), split where the position reaches a grid point.
+    for row, k in enumerate(bins):
+        start, stop = int(starts[row]), int(starts[row] + widths[row])
+        if stop <= start:
+            continue
         if not band.is_residual:
-            own = bins[rows, None]
-            values = np.where(below == own, pairs.lower[index],
-                              np.where(below == own - 1, pairs.upper[index], 0.0))
+            middle = int(np.searchsorted(pairs.position, k, side="left"))
+            below, above = pairs.upper[start:middle], pairs.lower[middle:stop]
         elif band.is_low_residual:  # acts as bin (k - 1), extended down to DC with 1
-            values = np.where(below < bins[rows, None] - 1, 1.0, pairs.lower[index])
+            middle = int(np.searchsorted(pairs.position, k - 1, side="left"))
+            below, above = np.ones(middle - start), pairs.lower[middle:stop]
         else:  # acts as bin (k + 1), extended up to Nyquist with 1
-            values = np.where(below > bins[rows, None], 1.0, pairs.upper[index])
-        weights[rows] = np.where(inside, values, 0.0)
+            middle = int(np.searchsorted(pairs.position, k + 1, side="left"))
+            below, above = pairs.upper[start:middle], np.ones(stop - middle)
+        middle = min(max(middle, start), stop)
+        weights[row, : middle - start] = below[: middle - start]
+        weights[row, middle - start : stop - start] = above[: stop - middle]
     return starts, widths, weights
 
 

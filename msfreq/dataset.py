@@ -406,7 +406,7 @@ class AudioDataset(_Crops):
                 if (expected.bands, expected.hop_unit) != (header.grid.bands, header.grid.hop_unit):
                     raise ParameterError(
                         f"{path}: encoded with {header.grid.params}, not the dataset's {params}; "
-                        "pass the file's parameters (bins_per_octave=..., oversampling=...)"
+                        "pass the file's parameters (bins_per_octave=..., oversampling=..., span=...)"
                     )
                 facts.append((header.grid.sample_rate, header.n_samples, header.n_channels))
                 self._encoded.append(True)

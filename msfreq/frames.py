@@ -112,13 +112,20 @@ class _Pairs:
     upper: np.ndarray
 
 
-def _pairs(grid: Grid, length: int, real: np.dtype) -> _Pairs:
+def _positions(grid: Grid, length: int) -> np.ndarray:
+    """Position of every FFT frequency on the bin axis, ``B log2(f / tuning)`` (-inf at DC)."""
     n_freq = length // 2 + 1
     params = grid.params
     position = np.empty(n_freq)
     position[0] = -np.inf
     frequencies = np.arange(1, n_freq) * (grid.sample_rate / length / params.tuning)
     position[1:] = params.bins_per_octave * np.log2(frequencies)
+    return position
+
+
+def _pairs(grid: Grid, length: int, real: np.dtype) -> _Pairs:
+    position = _positions(grid, length)
+    n_freq = position.size
     floor = np.empty(n_freq, dtype=np.int32)
     lower = np.empty(n_freq, dtype=real)
     upper = np.empty(n_freq, dtype=real)
@@ -196,6 +203,15 @@ def _wide_window(position: np.ndarray, k: np.ndarray, span: int) -> np.ndarray:
     return bin_window((position - k) / span) / np.sqrt(span)
 
 
+def _pair_values(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``h(t)`` and ``h(t - 1)`` for ``t`` in ``[0, 1)``, from one angle (float64), so their
+    squares sum to one to rounding."""
+    near = t <= 0.5
+    angle = smoothstep(np.where(near, t, 1.0 - t)) * (0.5 * np.pi)
+    cosine, sine = np.cos(angle), np.sin(angle)
+    return np.where(near, cosine, sine), np.where(near, sine, cosine)
+
+
 def _sample_wide_windows(
     band: Band, position: np.ndarray, real: np.dtype, span: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -216,19 +232,32 @@ def _sample_wide_windows(
     widths = np.maximum(stops - starts, 0).astype(np.int64)
     starts = starts.astype(np.int64)
     weights = np.zeros((band.n_bins, max(int(widths.max(initial=0)), 1)), dtype=real)
-    for row in range(band.n_bins):
+    if not band.is_residual:
+        # The window of bin b on [b, b + span) and that of bin b + span there are a pair whose
+        # squares sum to one (h(t)**2 + h(t - 1)**2 = 1): one angle gives both, as for span 1.
+        scale = 1.0 / np.sqrt(span)
+        for base in range(int(bins[0]) - span, int(bins[-1]) + 1):
+            low = int(np.searchsorted(position, base, side="left"))
+            high = int(np.searchsorted(position, base + span, side="left"))
+            if high <= low:
+                continue
+            lower, upper = _pair_values((position[low:high] - base) / span)
+            row, partner = base - int(bins[0]), base + span - int(bins[0])
+            if 0 <= row < band.n_bins:  # its window from its bin up
+                weights[row, low - starts[row] : high - starts[row]] = lower * scale
+            if 0 <= partner < band.n_bins:  # its window below its bin (open at base)
+                skip = int(np.searchsorted(position, base, side="right")) - low
+                first = low + skip - starts[partner]
+                weights[partner, first : first + high - low - skip] = upper[skip:] * scale
+        return starts, widths, weights
+    for row in range(band.n_bins):  # a residual band: what the octaves' windows leave
         where = position[starts[row] : starts[row] + widths[row]]
-        if not band.is_residual:
-            values = _wide_window(where, bins[row], span)
-        else:
-            # the octave bins whose windows reach into this residual's support
-            near = (np.arange(bins[row], bins[row] + 2 * span - 1) if band.is_low_residual
-                    else np.arange(bins[row] - 2 * span + 2, bins[row] + 1))
-            cover = np.zeros(where.size)
-            for k in near:
-                cover += _wide_window(where, k, span) ** 2
-            values = np.sqrt(np.clip(1.0 - cover, 0.0, None))
-        weights[row, : widths[row]] = values
+        near = (np.arange(bins[row], bins[row] + 2 * span - 1) if band.is_low_residual
+                else np.arange(bins[row] - 2 * span + 2, bins[row] + 1))
+        cover = np.zeros(where.size)
+        for k in near:
+            cover += _wide_window(where, k, span) ** 2
+        weights[row, : widths[row]] = np.sqrt(np.clip(1.0 - cover, 0.0, None))
     return starts, widths, weights
 
 
@@ -329,14 +358,15 @@ class Plan:
         real = np.finfo(self._dtype).dtype
         n_freq = self._length // 2 + 1
         layouts = []
-        pairs = _pairs(grid, self._length, real)
+        span = grid.params.span
+        pairs = _pairs(grid, self._length, real) if span == 1 else None
+        position = _positions(grid, self._length) if span > 1 else None
         for band in grid.bands:
             frames = self._length // band.hop
-            if grid.params.span == 1:
+            if span == 1:
                 starts, widths, weights = _sample_windows(band, pairs, real)
             else:
-                starts, widths, weights = _sample_wide_windows(band, pairs.position, real,
-                                                               grid.params.span)
+                starts, widths, weights = _sample_wide_windows(band, position, real, span)
             occupied = widths.copy()
             if band.is_residual:  # mirrored: both sides, self-conjugate points once
                 ends = starts + widths - 1

@@ -577,7 +577,10 @@ def decode_file(
         chosen_format, chosen_subtype, _, losses = decoded_format(header, options)
         if options.phase == "reconstruct":
             samples = _reconstructed(reader, options, progress)
-            losses = losses + (f"phase rebuilt from the magnitudes ({options.iterations} iterations)",)
+            hint = ("" if header.grid.params.span > 1 else
+                    "; span 1 leaves it ambiguous: encode with --span 3 for a closer one")
+            losses = losses + (f"phase rebuilt from the magnitudes ({options.iterations} iterations"
+                               f"{hint})",)
             identical = None
             with AudioWriter(destination, header.grid.sample_rate, header.n_channels,
                              chosen_format, chosen_subtype) as writer:

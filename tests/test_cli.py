@@ -304,3 +304,6 @@ def test_span_option(tmp_path):
     result = run("decode", tmp_path / "a.h5", "-o", tmp_path / "back.wav", "-j", "1")
     assert result.exit_code == 0 and "bit-identical to the source" in result.output
     assert run("encode", source, "-o", tmp_path / "b.h5", "--span", "9").exit_code == 2
+    result = run("decode", tmp_path / "a.h5", "-o", tmp_path / "r.wav", "--phase", "reconstruct",
+                 "--iterations", "2")
+    assert result.exit_code == 0 and "phase rebuilt from the magnitudes (2 iterations)" in result.output

@@ -163,6 +163,7 @@ CASES = [
     ("newer version", _attribute("format_version", FORMAT_VERSION + 1), "newer msfreq"),
     ("version 3 without its grid", _attribute("format_version", 3), "source_grid_bits is missing"),
     ("huge attribute", _attribute("notes", np.zeros(20000)), "larger than any msfreq writes"),
+    ("span in a version-2 file", _attribute("span", 3), "span 3 in a version-2 file"),
     ("string for a number", _attribute("n_channels", np.bytes_(b"two")), "must be an integer"),
     ("float for an integer", _attribute("n_channels", 2.0), "must be an integer"),
     ("negative rate", _attribute("sample_rate", -8000), "outside"),

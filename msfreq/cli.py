@@ -460,7 +460,10 @@ def _table(info: dict) -> str:
         f"{params['fmin']:.2f} Hz, tuning {params['tuning']:g} Hz, {info['dtype']}",
         f"size       {_size(info['size_bytes'])}"
         + (f" ({ratio:.2f}x the source)" if ratio else "")
-        + f", {info['compression']}, {info['storage']} storage, format v{info['format_version']}"
+        + f", {info['compression']}, "
+        + (f"levels + codes {_size(info['correction_bytes'])}" if info["correction_bytes"]
+           else f"{info['storage']} storage")
+        + f", format v{info['format_version']}"
         + (", MAGNITUDES only (no phase)" if info["content"] == "magnitudes" else ""),
         f"exact      {info['exact']}",
         "",

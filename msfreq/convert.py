@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from math import gcd
 from pathlib import Path
@@ -33,7 +34,14 @@ from msfreq.params import (
     is_integer,
     resolve_dtype,
 )
-from msfreq.quantize import STEP_FRACTIONS, band_steps, lsb
+from msfreq.quantize import (
+    CORRECTED_FRACTION,
+    STEP_FRACTIONS,
+    apply_corrections,
+    band_steps,
+    correction_codes,
+    lsb,
+)
 from msfreq.representation import Progress
 from msfreq.scales import Grid, make_grid
 from msfreq.store import Header, Storage, Writer, open_reader, read_header
@@ -57,6 +65,7 @@ __all__ = [
     "PHASES",
     "file_dtype",
     "ROUNDING_GUARD",
+    "corrector",
     "verify_decode",
     "source_grid",
     "exact_grid",
@@ -267,10 +276,13 @@ def _exact_bits(info: AudioInfo, grid: int | None) -> int | None:
 
 def _storages(options: EncodeOptions, grid: Grid, bits: int | None, dtype: np.dtype):
     """The storages to try in turn, each with whether it is the last.  ``bits``: those of
-    the grid the source's samples lie on (None: no grid, or resampled)."""
+    the grid the source's samples lie on (None: no grid, or resampled).  First coarse steps
+    with correction codes, then finer steps that round back by themselves, then floats."""
     tries: list[Storage] = []
     if options.keep_bits is None and bits is not None and bits <= EXACT_BITS[dtype.name]:
         unit = lsb(bits)
+        tries.append(Storage(dtype=dtype, steps=band_steps(grid.bands, unit, CORRECTED_FRACTION),
+                             correction_bits=bits))
         tries += [Storage(dtype=dtype, steps=band_steps(grid.bands, unit, fraction))
                   for fraction in STEP_FRACTIONS]
     tries.append(Storage(dtype=dtype, keep_bits=options.keep_bits))
@@ -280,7 +292,7 @@ def _storages(options: EncodeOptions, grid: Grid, bits: int | None, dtype: np.dt
 def decoded_checksum(
     read, n_samples: int, channels: int, grid: Grid, dtype: np.dtype, subtype: str, *,
     block_seconds: float | None = None, workers: int | None = None,
-    progress: Progress | None = None, sink=None, grid_bits: int | None = None,
+    progress: Progress | None = None, sink=None, grid_bits: int | None = None, fix=None,
 ) -> Checksum:
     """The SHA-256 (and, for integer subtypes, the rounding margin) of the samples that the
     coefficients ``read`` gives access to decode to, in the sample form of a source of
@@ -296,6 +308,9 @@ def decoded_checksum(
     grid_bits : int, optional
         The source's samples lie on this grid (see :func:`msfreq.audio.grid_bits`): the
         decoded samples are rounded to it.
+    fix : callable, optional
+        ``fix(start, samples)`` returns the decoded block that starts at sample ``start``
+        (shape (frames, channels)) corrected (see :func:`corrector`), before it is hashed.
     """
     checksum = Checksum(subtype, grid_bits)
     units = transform_units(n_samples, grid)
@@ -303,6 +318,8 @@ def decoded_checksum(
                                           block_seconds=block_seconds, memory=BLOCK_BYTES,
                                           workers=workers):
         samples = block.T
+        if fix is not None:
+            samples = fix(start, samples)
         checksum.update(samples)
         if sink is not None:
             sink(samples)
@@ -459,10 +476,23 @@ def _write(destination, reader: AudioReader, read, n_samples: int, info: AudioIn
         checksum = reader.checksum()
         exact = None
         if checksum is not None and grid.sample_rate == info.sample_rate:
+            fix = None
+            if storage.corrected:
+                unit = lsb(storage.correction_bits)
+
+                def fix(start: int, samples: np.ndarray) -> np.ndarray:
+                    # by channel, as the blocks come (samples is their transpose)
+                    source = reader.read(start, start + samples.shape[0]).T.copy()
+                    codes = correction_codes(samples.T, source, unit, ROUNDING_GUARD)
+                    if codes is None:
+                        raise _Retry
+                    writer.write_corrections(start, codes)
+                    return apply_corrections(samples.T, codes, unit).T
+
             decoded = decoded_checksum(frames, n_samples, info.channels, grid, dtype, info.subtype,
                                        block_seconds=options.block_seconds,
                                        workers=options.workers, progress=verified,
-                                       grid_bits=bits)
+                                       grid_bits=bits, fix=fix)
             # Exact, with room to spare: a decode elsewhere (another block layout, another
             # FFT build) differs by float rounding, far less than this guard.
             exact = decoded.hexdigest() == checksum and decoded.worst <= 0.5 - ROUNDING_GUARD
@@ -524,6 +554,27 @@ def exact_grid(header: Header) -> int | None:
     if not header.exact:
         return None
     return source_grid(header) or subtype_bits(header.source.get("subtype"))
+
+
+def corrector(reader, channels: Sequence[int] | None = None):
+    """The ``fix`` of :func:`decoded_checksum` that applies the correction codes of the open
+    file ``reader`` (of ``channels``, default all) to decoded samples; None if it has none.
+
+    ``fix(start, samples)``: samples of shape (frames, channels) from sample ``start`` on; those
+    past the file's end are returned as they are."""
+    storage = reader.header.storage
+    if not storage.corrected:
+        return None
+    unit = lsb(storage.correction_bits)
+
+    def fix(start: int, samples: np.ndarray) -> np.ndarray:
+        codes = reader.corrections(start, start + samples.shape[0], channels)
+        fixed = np.array(samples.T, dtype=np.float64)  # by channel, as the blocks come
+        kept = codes.shape[1]
+        fixed[:, :kept] = apply_corrections(fixed[:, :kept], codes, unit)
+        return fixed.T
+
+    return fix
 
 
 def _check(header: Header) -> tuple[str | None, str | None]:
@@ -624,7 +675,7 @@ def _decode_stored(source, destination, reader, options: DecodeOptions, chosen_f
         checksum = decoded_checksum(
             read, header.n_samples, header.n_channels, grid, header.dtype, subtype or chosen_subtype,
             block_seconds=options.block_seconds, workers=options.workers, progress=progress,
-            sink=writer.write, grid_bits=bits,
+            sink=writer.write, grid_bits=bits, fix=corrector(reader),
         ).hexdigest()
         identical = None if recorded is None else checksum == recorded
         if header.exact and not identical:
@@ -668,7 +719,7 @@ def verify_decode(source: str | os.PathLike, *, progress: Progress | None = None
 
         checksum = decoded_checksum(read, header.n_samples, header.n_channels, grid, header.dtype,
                                     subtype or "FLOAT", progress=progress,
-                                    grid_bits=source_grid(header)).hexdigest()
+                                    grid_bits=source_grid(header), fix=corrector(reader)).hexdigest()
     if header.exact and checksum != recorded:
         raise FormatError(
             f"{source}: damaged: the decoded samples differ from the source samples that "

@@ -19,7 +19,7 @@ import numpy as np
 
 from msfreq.audio import AudioReader, probe, snap
 from msfreq.batch import find_inputs, is_audio_file
-from msfreq.convert import exact_grid
+from msfreq.convert import corrector, exact_grid
 from msfreq.errors import ParameterError
 from msfreq.params import (
     DEFAULT_BINS_PER_OCTAVE,
@@ -453,6 +453,9 @@ class AudioDataset(_Crops):
 
             audio = synthesize_range(read, self._lengths[index], len(picked), grid,
                                      handle.header.dtype, low, high)
+            fix = corrector(handle, picked)
+            if fix is not None:
+                audio = fix(low, audio.T).T
             bits = exact_grid(handle.header)
             if bits is not None:  # the file decodes exactly: give the source's samples
                 audio = snap(audio, bits)

@@ -10,7 +10,18 @@ Each band gets its own step, ``fraction * lsb * sqrt(2 / hop)``: weighting the b
 ``sqrt(hop / 2)`` makes the frame tight (see :meth:`msfreq.frames.Plan.frame_bounds`), so this
 gives every coefficient the same share of the decoded error.  With ``fraction = 1/4`` the
 decoded error measured 0.087 LSB RMS and at most 0.39 LSB (16-bit music, drums and noise at
-44.1 kHz); an encode checks every file and falls back to finer steps where that is not enough.
+44.1 kHz): every sample rounds back by itself, and an encode checks that.
+
+Coarser steps cost fewer bits but leave some samples a level or more off.  Such a file also
+stores one small **correction code** per sample (:func:`correction_codes`): the distance from
+the rounded decode to the source sample, so the decode is exact again
+(:func:`apply_corrections`).  A decode elsewhere (another FFT build, another block layout)
+differs by float rounding; a sample whose decode lies near a rounding boundary (within
+``guard`` of a half level) would then round either way, so its code counts from the level
+below (``floor``), which no such difference can change.  With
+:data:`CORRECTED_FRACTION` the decoded error measured 0.23 LSB RMS, below the source's own
+rounding noise (1 / sqrt(12) LSB), and the coefficients plus codes took 9-15 % fewer bytes
+(16-bit music and drums, 44.1 kHz).
 
 Pure functions; nothing here knows about files.
 """
@@ -28,18 +39,31 @@ from msfreq.scales import Band
 
 __all__ = [
     "STEP_FRACTIONS",
+    "CORRECTED_FRACTION",
     "MAX_LEVEL",
+    "MAX_CODE",
+    "FILL_CODE",
     "lsb",
     "band_steps",
     "to_levels",
     "from_levels",
     "round_mantissa",
+    "correction_codes",
+    "apply_corrections",
 ]
 
 #: Fractions of the source's LSB tried in turn (per band, scaled by sqrt(2 / hop)); after
 #: the last, coefficients are stored unrounded.  Each finer step costs about one bit per
 #: coefficient; the first holds for most files (decoded error 0.087 LSB RMS, measured).
 STEP_FRACTIONS = (0.25, 0.125, 1.0 / 32.0)
+#: Fraction of the source's LSB for steps whose decode is made exact by correction codes:
+#: the decoded error (0.23 LSB RMS, measured) stays below the source's own rounding noise.
+CORRECTED_FRACTION = 0.7
+#: Largest correction code magnitude (int8; the most negative value is the fill marker):
+#: codes count half levels, so a decode may be up to 63 levels off.
+MAX_CODE = 127
+#: Fill value of the correction dataset: never a code.
+FILL_CODE = -128
 #: Largest integer level stored (int32, leaving the most negative value as the fill marker).
 MAX_LEVEL = 2**31 - 1
 
@@ -167,3 +191,92 @@ def round_mantissa(values: np.ndarray, keep_bits: int) -> np.ndarray:
     bits += half + odd
     bits &= ~unsigned((1 << drop) - 1)
     return values
+
+
+#: Samples per slab in :func:`correction_codes` and :func:`apply_corrections`: temporaries of
+#: 128 kB stay in cache (whole-array temporaries measured 5x slower on fresh memory).
+_SLAB = 16384
+
+
+def _slabs(size: int):
+    for first in range(0, size, _SLAB):
+        yield slice(first, min(first + _SLAB, size))
+
+
+def correction_codes(decoded: np.ndarray, source: np.ndarray, unit: float,
+                     guard: float) -> np.ndarray | None:
+    """Return the int8 codes that turn ``decoded`` into exactly ``source``
+    (see :func:`apply_corrections`).
+
+    A sample whose decode, in levels, rounds unambiguously (at least ``guard`` from a half
+    level) gets ``2 * (source - round(decoded))``; one nearer a half level gets
+    ``2 * (source - floor(decoded)) + 1``, counted from a level that a decode differing by
+    less than ``guard`` still finds.
+
+    Parameters
+    ----------
+    decoded : ndarray of float
+        Decoded samples (full scale 1); the last axis is time.
+    source : ndarray of float
+        The source samples, same shape, on the grid of ``unit``.
+    unit : float
+        The grid's step (a power of two, see :func:`lsb`).
+    guard : float
+        In levels, ``0 < guard < 0.5``.
+
+    Returns
+    -------
+    ndarray of int8, or None
+        None if a sample is more than :data:`MAX_CODE` half levels off.
+
+    Examples
+    --------
+    >>> unit = lsb(16)
+    >>> decoded = np.array([3.2, 4.49, -7.9]) * unit
+    >>> codes = correction_codes(decoded, np.array([3.0, 5.0, -8.0]) * unit, unit, 0.05)
+    >>> codes
+    array([0, 3, 0], dtype=int8)
+    >>> apply_corrections(decoded + 0.02 * unit, codes, unit) / unit
+    array([ 3.,  5., -8.])
+    """
+    decoded, source = np.asarray(decoded), np.asarray(source)
+    out = np.empty(decoded.shape, dtype=np.int8)
+    scale = 1.0 / unit  # a power of two: exact
+    for part in _slabs(decoded.shape[-1]):
+        levels = np.multiply(decoded[..., part], scale, dtype=np.float64)
+        base = np.rint(levels)
+        near_half = np.abs(levels - base) > 0.5 - guard
+        np.floor(levels, out=base, where=near_half)
+        codes = np.multiply(source[..., part], scale, dtype=np.float64)
+        codes -= base
+        codes *= 2.0
+        codes += near_half
+        if codes.size and max(-float(codes.min()), float(codes.max())) > MAX_CODE:
+            return None
+        out[..., part] = codes
+    return out
+
+
+def apply_corrections(decoded: np.ndarray, codes: np.ndarray, unit: float) -> np.ndarray:
+    """Return the samples that ``decoded`` and its correction ``codes`` stand for (float64):
+    ``(round(decoded / unit) + code / 2) * unit`` for even codes, ``(floor(decoded / unit) +
+    (code - 1) / 2) * unit`` for odd ones (see :func:`correction_codes`).
+
+    Parameters
+    ----------
+    decoded : ndarray of float
+        The last axis is time.
+    codes : ndarray of int8
+        Same shape.
+    unit : float
+    """
+    decoded, codes = np.asarray(decoded), np.asarray(codes)
+    out = np.empty(decoded.shape, dtype=np.float64)
+    for part in _slabs(decoded.shape[-1]):
+        levels = np.multiply(decoded[..., part], 1.0 / unit, dtype=np.float64)
+        odd = (codes[..., part] & 1).astype(bool)
+        base = np.rint(levels)
+        np.floor(levels, out=base, where=odd)
+        base += codes[..., part] >> 1  # arithmetic shift: (code - odd) / 2, also when negative
+        np.multiply(base, unit, out=out[..., part])
+    return out

@@ -61,7 +61,8 @@ def describe(path: str | os.PathLike, *, statistics: bool = True) -> dict:
     -------
     dict
         ``file``, ``size_bytes``, ``source`` (dict), ``duration``, ``sample_rate``,
-        ``channels``, ``params``, ``dtype``, ``compression``, ``format_version``,
+        ``channels``, ``params``, ``dtype``, ``compression``, ``storage`` (in words),
+        ``correction_bytes`` (0 without correction codes), ``format_version``,
         ``msfreq_version``, ``ratio_to_source`` and ``bands``: one dict per band with
         ``name``, ``kind``, ``lower_hz``, ``upper_hz``, ``lower_note``, ``upper_note``,
         ``bins``, ``frames``, ``hop_samples``, ``hop_ms``, ``bytes`` and, with
@@ -98,6 +99,7 @@ def describe(path: str | os.PathLike, *, statistics: bool = True) -> dict:
                 energies.append(energy)
                 row["peak_db"] = _db(peak**2)
             rows.append(row)
+        correction_bytes = reader.corrections_bytes()
     samples = header.n_samples * header.n_channels
     total = sum(energies)
     for row, energy in zip(rows, energies, strict=True) if statistics else ():
@@ -125,7 +127,8 @@ def describe(path: str | os.PathLike, *, statistics: bool = True) -> dict:
         },
         "dtype": header.dtype.name,
         "compression": header.compression,
-        "storage": header.storage.form,
+        "storage": header.storage.described,
+        "correction_bytes": correction_bytes,
         "content": header.storage.content,
         "exact": {True: "decodes to exactly the source samples (checked when written)",
                   False: "does not decode to exactly the source samples (checked when written)",

@@ -127,6 +127,12 @@ class Grid:
         """Number of full octaves."""
         return len(self.octaves)
 
+    @property
+    def first_bin(self) -> int:
+        """Global index k of octave 0's first row (row r of octave j is bin
+        ``first_bin + j * bins_per_octave + r``, centred on ``tuning * 2 ** (k / bins_per_octave)``)."""
+        return self.octaves[0].bins[0]
+
     def frequencies(self, band: Band) -> np.ndarray:
         """Return the bin centre frequencies of ``band`` in Hz, shape ``(n_bins,)``.
 

@@ -100,7 +100,7 @@ def test_content_on_a_coarser_grid_is_stored_for_it(tmp_path, suffix, subtype, c
     report = encode_file(source, tmp_path / "grid.h5", options)
     assert (report.exact, report.storage, report.grid_bits) == (True, "levels", content_bits)
     header = msfreq.store.read_header(tmp_path / "grid.h5")
-    assert header.format_version == 3 and header.source["grid_bits"] == content_bits
+    assert header.format_version == 4 and header.source["grid_bits"] == content_bits
     assert header.dtype == np.dtype("complex64" if content_bits <= 16 else "complex128")
     decoded = decode_file(tmp_path / "grid.h5", tmp_path / f"out{suffix}", DecodeOptions(block_seconds=block_seconds))
     assert decoded.identical is True and sf.info(str(decoded.destination)).subtype == subtype
@@ -298,25 +298,52 @@ def test_clipping_is_counted_and_reported(tmp_path):
 
 
 def test_inexact_rounding_falls_back_to_a_finer_step(tmp_path, monkeypatch):
+    """Steps so coarse that the correction codes overflow (2**14 LSB), then steps that do not
+    round back (64 LSB), then steps that do: the file is written with the last."""
     source = write_audio(tmp_path / "a.wav", pcm16(music_like(9000, 8000, 2) * 0.7), 8000)
-    monkeypatch.setattr(msfreq.convert, "STEP_FRACTIONS", (64.0, 0.25))  # 64 LSB: not exact
+    monkeypatch.setattr(msfreq.convert, "CORRECTED_FRACTION", 2.0**14)
+    monkeypatch.setattr(msfreq.convert, "STEP_FRACTIONS", (64.0, 0.25))
     attempts = []
     real = msfreq.convert._write
 
     def counting(*args, **kwargs):
-        attempts.append(args[6].steps)
+        attempts.append(args[6])
         return real(*args, **kwargs)
 
     monkeypatch.setattr(msfreq.convert, "_write", counting)
     report = encode_file(source, tmp_path / "a.h5")
     assert (report.exact, report.storage) == (True, "levels")
-    assert len(attempts) == 2 and attempts[1][1] < attempts[0][1]
+    assert [storage.corrected for storage in attempts] == [True, False, False]
+    assert attempts[0].steps[1] > attempts[1].steps[1] > attempts[2].steps[1]
     header = msfreq.read_header(tmp_path / "a.h5")
-    assert header.exact is True and header.storage.steps == attempts[1]
+    assert header.exact is True and header.storage == attempts[2] and header.format_version == 2
+
+
+def test_correction_codes_make_coarse_steps_exact(tmp_path):
+    """The default: steps too coarse to round back by themselves (some samples a level or more
+    off), made exact by the codes, in fewer bytes than the finer steps that need none."""
+    source = write_audio(tmp_path / "a.wav", pcm16(music_like(40000, 8000, 2) * 0.7), 8000)
+    report = encode_file(source, tmp_path / "coded.h5")
+    header = msfreq.read_header(tmp_path / "coded.h5")
+    assert (report.exact, header.storage.correction_bits, header.format_version) == (True, 16, 4)
+    with msfreq.store.open_reader(tmp_path / "coded.h5") as reader:
+        codes = reader.corrections(0, header.n_samples)
+    assert np.count_nonzero(codes >> 1) > 100  # samples more than their rounding off
+    assert np.count_nonzero(codes & 1) > 100  # decodes near a half level, counted from below
+    assert decode_file(tmp_path / "coded.h5", tmp_path / "b.wav").identical is True
+    assert sf.read(str(tmp_path / "b.wav"), dtype="int16")[0].tobytes() == \
+        sf.read(str(source), dtype="int16")[0].tobytes()
+    finer = tmp_path / "finer.h5"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(msfreq.convert, "CORRECTED_FRACTION", 2.0**14)  # overflows: next step
+        encode_file(source, finer)
+    assert not msfreq.read_header(finer).storage.corrected
+    assert report.bytes_written < 0.95 * finer.stat().st_size
 
 
 def test_no_exact_step_falls_back_to_floats(tmp_path, monkeypatch):
     source = write_audio(tmp_path / "a.wav", pcm16(music_like(9000, 8000, 1) * 0.7), 8000)
+    monkeypatch.setattr(msfreq.convert, "CORRECTED_FRACTION", 2.0**14)
     monkeypatch.setattr(msfreq.convert, "STEP_FRACTIONS", (64.0,))
     report = encode_file(source, tmp_path / "a.h5")
     assert (report.exact, report.storage) == (True, "float")

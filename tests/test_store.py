@@ -57,11 +57,14 @@ def test_file_is_self_describing(saved):
         assert sorted(handle["residuals"]) == ["high", "low"]
         octave = handle["octaves/03"]
         band = representation.band("octave_03")
-        assert octave.attrs["hop_samples"] == band.hop
-        k = octave.attrs["first_bin"] + np.arange(octave.shape[1])
-        np.testing.assert_allclose(handle.attrs["tuning"] * 2.0 ** (k / handle.attrs["bins_per_octave"]),
+        # what docs/FORMAT.md tells a plain h5py reader to compute
+        assert handle.attrs["length"] // octave.shape[2] == band.hop
+        bins = handle.attrs["bins_per_octave"]
+        k = handle.attrs["first_bin"] + 3 * bins + np.arange(octave.shape[1])
+        np.testing.assert_allclose(handle.attrs["tuning"] * 2.0 ** (k / bins),
                                    representation.frequencies("octave_03"))
-        assert octave.attrs["lower_hz"] == pytest.approx(band.lower)
+        assert handle.attrs["fmin"] * 2**3 == pytest.approx(band.lower)
+        assert set(octave.attrs) == set()  # float storage: nothing per band
         plist = octave.id.get_create_plist()
         assert [plist.get_filter(i)[0] for i in range(plist.get_nfilters())] == [32008, 3]
         # one channel, every bin, as many frames as fit in 64 KiB
@@ -279,3 +282,57 @@ def test_saved_file_permissions_follow_umask(tmp_path):
 def test_save_into_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such folder"):
         msfreq.save(msfreq.encode(np.ones(100), RATE), tmp_path / "nope" / "x.h5")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    bits=st.sampled_from([8, 16, 24]),
+    spread=st.floats(0.0, 12.0),
+    shift=st.floats(-0.0499, 0.0499),
+)
+def test_correction_codes_survive_any_decode_within_the_guard(seed, bits, spread, shift):
+    """Codes computed from one decode give the source's samples exactly from any other decode
+    that differs by less than the guard (another FFT build, another block layout), including
+    decodes that lie next to a half level, where plain rounding goes either way."""
+    from msfreq.quantize import apply_corrections, correction_codes, lsb
+
+    rng = np.random.default_rng(seed)
+    unit = lsb(bits)
+    top = 2 ** (bits - 1)
+    source = rng.integers(-top, top, (2, 3000)).astype(np.float64)
+    error = rng.normal(0.0, spread + 0.01, source.shape)
+    error[:, ::7] = rng.choice([-0.5, 0.5], error[:, ::7].shape) + rng.uniform(-0.04, 0.04,
+                                                                               error[:, ::7].shape)
+    decoded = (source + error) * unit
+    codes = correction_codes(decoded, source * unit, unit, 0.05)
+    if np.abs(np.rint(error)).max() > 62:
+        return  # may not fit the codes: checked below
+    assert codes is not None and codes.dtype == np.int8
+    elsewhere = decoded + shift * unit * rng.uniform(0.0, 1.0, decoded.shape)
+    assert np.array_equal(apply_corrections(elsewhere, codes, unit), source * unit)
+
+
+def test_correction_codes_refuse_what_int8_cannot_hold():
+    from msfreq.quantize import correction_codes, lsb
+
+    unit = lsb(16)
+    source = np.zeros((1, 4))
+    assert correction_codes(np.array([[0.0, 63.0, -63.0, 1.0]]) * unit, source, unit, 0.05) is not None
+    assert correction_codes(np.array([[0.0, 64.0, 0.0, 0.0]]) * unit, source, unit, 0.05) is None
+    assert correction_codes(np.array([[0.0, 0.0, -64.0, 0.0]]) * unit, source, unit, 0.05) is None
+
+
+def test_plain_rounding_codes_would_not_survive_a_nudge():
+    """Why codes near a half level count from the level below: the same decode nudged by
+    0.02 levels rounds the other way (the attack the codes are built against)."""
+    from msfreq.quantize import apply_corrections, correction_codes, lsb
+
+    unit = lsb(16)
+    decoded, source = np.array([4.49, -2.51]) * unit, np.array([4.0, -3.0]) * unit
+    plain = (2 * (source / unit - np.rint(decoded / unit))).astype(np.int8)
+    nudged = decoded + np.array([0.02, 0.02]) * unit
+    assert not np.array_equal(apply_corrections(nudged, plain, unit), source)
+    codes = correction_codes(decoded, source, unit, 0.05)
+    assert np.array_equal(apply_corrections(nudged, codes, unit), source)
+    assert np.array_equal(apply_corrections(decoded - 0.04 * unit, codes, unit), source)

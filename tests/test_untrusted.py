@@ -17,8 +17,9 @@ from msfreq.cli import cli
 from msfreq.convert import decode_file, encode_file
 from msfreq.errors import FormatError
 from msfreq.pool import Outcome, run_jobs
+from msfreq.quantize import FILL_CODE
 from msfreq.store import FORMAT_VERSION
-from msfreq.store.layout import FILL_LEVEL, chunk_shape, filters_for
+from msfreq.store.layout import FILL_LEVEL, chunk_shape, dataset_name, filters_for
 
 RATE = 8000
 
@@ -119,7 +120,7 @@ def _vlen_attribute(path, tmp_path):
 
 def _dataset_attribute(path, tmp_path):
     with h5py.File(path, "r+") as handle:
-        handle["octaves/03"].attrs["hop_samples"] = 7
+        handle["octaves/03"].attrs["step"] = 2.0**-10
 
 
 def _bigger_chunks(path, tmp_path):
@@ -138,14 +139,72 @@ def _sparse_bomb(path, tmp_path):
     length = msfreq.transform.transform_units(n_samples, grid) * grid.hop_unit
     with h5py.File(path, "r+") as handle:
         handle.attrs["n_samples"], handle.attrs["length"] = n_samples, length
-        for name in [f"octaves/{j:02d}" for j in range(grid.n_octaves)] + ["residuals/low", "residuals/high"]:
+        for band in grid.bands:
+            name = dataset_name(band)
             old = handle[name]
-            shape = (old.shape[0], old.shape[1], length // int(old.attrs["hop_samples"])) + old.shape[3:]
+            shape = (old.shape[0], old.shape[1], length // band.hop) + old.shape[3:]
             chunks = chunk_shape(shape, old.dtype)
             attrs, dtype, fill = dict(old.attrs), old.dtype, old.fillvalue
             del handle[name]
             handle.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks, fillvalue=fill,
                                   **filters_for("zstd")).attrs.update(attrs)
+
+
+def _span_in_version_2(path, tmp_path):
+    with h5py.File(path, "r+") as handle:
+        handle.attrs["span"], handle.attrs["format_version"] = 3, 2
+
+
+def _without(name):
+    def change(path, tmp_path):
+        with h5py.File(path, "r+") as handle:
+            del handle.attrs[name]
+    return change
+
+
+def _as_version_3(path, tmp_path):
+    """Correction codes taken away as a version-3 writer would have left them."""
+    with h5py.File(path, "r+") as handle:
+        handle.attrs["format_version"] = 3
+        del handle.attrs["corrections"]
+
+
+def _corrections(change):
+    """Replace the correction codes' dataset by ``change(handle, data, fill)``."""
+    def craft(path, tmp_path):
+        with h5py.File(path, "r+") as handle:
+            data, fill = handle["corrections"][...], handle["corrections"].fillvalue
+            del handle["corrections"]
+            change(handle, data, fill, tmp_path)
+    return craft
+
+
+def _codes_external(handle, data, fill, tmp_path):
+    secret = tmp_path / "codes"
+    secret.write_bytes(bytes(data.size))
+    handle.create_dataset("corrections", shape=data.shape, dtype=data.dtype,
+                          external=[(str(secret), 0, h5py.h5f.UNLIMITED)])
+
+
+def _codes_elsewhere(handle, data, fill, tmp_path):
+    handle.create_dataset("hidden", data=data, chunks=(1, data.shape[1]), fillvalue=fill,
+                          **filters_for("zstd"))
+    handle["corrections"] = h5py.SoftLink("/hidden")
+
+
+def _codes_wider(handle, data, fill, tmp_path):
+    handle.create_dataset("corrections", data=data.astype(np.int16), chunks=(1, data.shape[1]),
+                          fillvalue=fill, **filters_for("zstd"))
+
+
+def _missing_codes_chunk(path, tmp_path):
+    with h5py.File(path, "r") as handle:
+        offset = handle["corrections"].id.get_chunk_info(1).byte_offset
+    raw = bytearray(path.read_bytes())
+    at = raw.find(struct.pack("<Q", offset))
+    assert at > 0
+    raw[at : at + 8] = b"\xff" * 8
+    path.write_bytes(bytes(raw))
 
 
 CASES = [
@@ -157,13 +216,23 @@ CASES = [
     ("fill values", _fill_values, "missing data"),
     ("sample_rate edited", _attribute("sample_rate", 16000), "header checksum|hop_unit|shape"),
     ("n_samples lowered", _attribute("n_samples", RATE), "length .* does not match|header checksum"),
-    ("n_samples nudged", _attribute("n_samples", 2 * RATE - 1), "header checksum mismatch"),
+    ("n_samples nudged", _attribute("n_samples", 2 * RATE - 1),
+     "header checksum mismatch|corrections has shape"),
     ("version 0", _attribute("format_version", 0), "not a valid version"),
     ("version -5", _attribute("format_version", -5), "not a valid version"),
     ("newer version", _attribute("format_version", FORMAT_VERSION + 1), "newer msfreq"),
-    ("version 3 without its grid", _attribute("format_version", 3), "source_grid_bits is missing"),
+    ("version 3 without its grid", _as_version_3, "source_grid_bits is missing"),
+    ("codes in a version-3 file", _attribute("format_version", 3), "correction codes in a version-3"),
+    ("version 4 without codes", _without("corrections"), "corrections is missing"),
+    ("codes on a 40-bit grid", _attribute("corrections", 40), "corrections .*outside"),
+    ("first_bin edited", _attribute("first_bin", 7), "first_bin 7 does not match|header checksum"),
+    ("codes deleted", _corrections(lambda *args: None), "missing corrections"),
+    ("codes outside the file", _corrections(_codes_external), "external storage|chunked|filters"),
+    ("codes behind a soft link", _corrections(_codes_elsewhere), "SoftLink, not an object"),
+    ("codes widened", _corrections(_codes_wider), "corrections has dtype int16"),
+    ("codes chunk missing", _missing_codes_chunk, "damaged chunk index|chunks"),
     ("huge attribute", _attribute("notes", np.zeros(20000)), "larger than any msfreq writes"),
-    ("span in a version-2 file", _attribute("span", 3), "span 3 in a version-2 file"),
+    ("span in a version-2 file", _span_in_version_2, "span 3 in a version-2 file"),
     ("string for a number", _attribute("n_channels", np.bytes_(b"two")), "must be an integer"),
     ("float for an integer", _attribute("n_channels", 2.0), "must be an integer"),
     ("negative rate", _attribute("sample_rate", -8000), "outside"),
@@ -191,6 +260,34 @@ def test_crafted_files_are_refused(valid, tmp_path, name, craft, message):
     assert len(failures) == 1 and "crafted.h5" in failures[0]
     assert "Traceback" not in result.output
     assert not (tmp_path / "back").exists() or not list((tmp_path / "back").iterdir())
+
+
+def _set_code(path, value):
+    with h5py.File(path, "r+") as handle:
+        handle["corrections"][1, 7] = value  # written anew: its chunk's checksum is valid
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    (FILL_CODE, "missing data in corrections samples"),
+    (40, "damaged: the decoded samples differ"),
+])
+def test_bad_correction_codes_are_refused_by_every_decode(valid, tmp_path, value, message):
+    """A fill marker among the codes (a chunk that was never written) or a code changed with
+    a valid chunk checksum: every path that decodes refuses the file; loading coefficients,
+    which the codes do not touch, still works."""
+    path = _copy(valid, tmp_path)
+    _set_code(path, value)
+    actions = [msfreq.convert.verify_decode, lambda p: decode_file(p, tmp_path / "out.wav")]
+    if value == FILL_CODE:
+        actions.append(msfreq.verify)
+    for action in actions:
+        with pytest.raises(FormatError, match=message) as caught:
+            action(path)
+        assert str(path) in str(caught.value)
+    assert not (tmp_path / "out.wav").exists()
+    assert msfreq.load(path).n_channels == 2
+    result = CliRunner().invoke(cli, ["decode", str(path), "-o", str(tmp_path / "back"), "-j", "1"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
 
 
 def test_nan_in_float_storage_is_refused(valid, tmp_path):

@@ -22,9 +22,11 @@ import numpy as np
 
 from msfreq.errors import FormatError, MsfreqError, ParameterError
 from msfreq.params import DTYPES, MAX_SPAN, TransformParams, is_integer
+from msfreq.quantize import FILL_CODE
 from msfreq.representation import Representation
 from msfreq.scales import Band, make_grid
 from msfreq.store.layout import (
+    CORRECTIONS,
     FILL_LEVEL,
     FORMAT_MARKER,
     READABLE_VERSIONS,
@@ -32,6 +34,7 @@ from msfreq.store.layout import (
     Header,
     Storage,
     chunk_shape,
+    corrections_chunks,
     dataset_name,
     decode_text,
     filter_ids,
@@ -187,11 +190,18 @@ def _open_datasets(path: Path, handle: h5py.File, grid) -> list[tuple[h5py.Datas
 
 def _check_dataset(path: Path, dataset: h5py.Dataset, header: Header, index: int, band: Band,
                    file_size: int) -> None:
-    name = dataset_name(band)
     storage = header.storage
-    frames = band.frames(header.length)
-    shape = storage.stored_shape(band, header.n_channels, frames)
+    shape = storage.stored_shape(band, header.n_channels, band.frames(header.length))
     dtype = storage.stored_dtype(band)
+    chunks = chunk_shape(shape, dtype, all_channels=header.format_version < 2)
+    fill = FILL_LEVEL if dtype.kind == "i" else None
+    _check_storage(path, dataset, dataset_name(band), header, shape, dtype, chunks, fill, file_size)
+
+
+def _check_storage(path: Path, dataset: h5py.Dataset, name: str, header: Header, shape: tuple,
+                   dtype: np.dtype, chunks: tuple, fill: int | None, file_size: int) -> None:
+    """The dataset ``name`` has this shape, dtype and chunks, the file's filters, a fill value
+    that cannot pass for data (``fill``, or NaN where None), and every chunk inside the file."""
     if dataset.shape != shape:
         raise _fail(path, f"dataset {name} has shape {dataset.shape}, expected {shape}")
     if dataset.dtype != dtype:
@@ -214,14 +224,13 @@ def _check_dataset(path: Path, dataset: h5py.Dataset, header: Header, index: int
     if pipeline != expected_pipeline:
         raise _fail(path, f"dataset {name} has filters {list(pipeline)}, expected {list(expected_pipeline)} "
                           f"for {header.compression}")
-    chunks = chunk_shape(shape, dtype, all_channels=header.format_version < 2)
     if dataset.chunks != chunks:
         raise _fail(path, f"dataset {name} has chunks {dataset.chunks}, expected {chunks}")
     if header.format_version >= 2:
-        fill = dataset.fillvalue
-        unmistakable = (fill == FILL_LEVEL) if dtype.kind == "i" else bool(np.all(np.isnan(fill)))
+        value = dataset.fillvalue
+        unmistakable = bool(np.all(np.isnan(value))) if fill is None else value == fill
         if not unmistakable:
-            raise _fail(path, f"dataset {name} has fill value {fill!r}, not the format's marker")
+            raise _fail(path, f"dataset {name} has fill value {value!r}, not the format's marker")
     _check_chunks(path, dataset, name, shape, chunks, dtype, file_size)
 
 
@@ -230,13 +239,15 @@ def _check_chunks(path: Path, dataset: h5py.Dataset, name: str, shape: tuple, ch
     """Every chunk present, each stored inside the file and not larger than it could be."""
     expected = int(np.prod([-(-size // step) for size, step in zip(shape, chunks, strict=True)]))
     limit = int(np.prod(chunks)) * dtype.itemsize * _GROWTH + 4096
+    # the time axis: samples of the correction codes (channels, samples), else frames
+    axis, unit = (1, "sample") if len(shape) == 2 else (2, "frame")
     seen = 0
     problems: list[str] = []
 
     def check(info) -> None:
         nonlocal seen
         seen += 1
-        where = "a chunk" if info.chunk_offset is None else f"the chunk at frame {info.chunk_offset[2]}"
+        where = "a chunk" if info.chunk_offset is None else f"the chunk at {unit} {info.chunk_offset[axis]}"
         if info.byte_offset is None or info.size is None:
             problems.append(f"{where} is missing (its index entry is undefined)")
         elif info.byte_offset + info.size > file_size:
@@ -296,6 +307,8 @@ def _header(path: Path, handle: h5py.File) -> Header:
         raise _fail(path, f"invalid transform parameters ({error})") from None
     if params.span > 1 and version < 3:
         raise _fail(path, f"span {params.span} in a version-{version} file (spans came with version 3)")
+    if "first_bin" in attrs.values and get.integer("first_bin", -2**40, 2**40) != grid.first_bin:
+        raise _fail(path, f"first_bin {attrs.values['first_bin']} does not match the grid ({grid.first_bin})")
     dtype = np.dtype(get.text("dtype", DTYPES))
     hop_unit = get.integer("hop_unit", 1, 2**40)
     if hop_unit != grid.hop_unit:
@@ -321,11 +334,20 @@ def _header(path: Path, handle: h5py.File) -> Header:
         if keep_bits == 0 or (form == "levels" and keep_bits != -1):
             raise _fail(path, f"keep_bits {keep_bits} does not fit storage {form!r}")
         steps = _steps(path, grid, datasets) if form == "levels" else None
+        # what makes a file version 4: correction codes (which a version-3 reader would ignore)
+        corrected = "corrections" in attrs.values or version >= 4
+        correction_bits = get.integer("corrections", 1, 32) if corrected else None
+        if corrected:
+            if version < 4:
+                raise _fail(path, f"correction codes in a version-{version} file (they came with "
+                                  "version 4)")
+            if steps is None:
+                raise _fail(path, f"correction codes with storage {form!r} (they need levels)")
         storage = Storage(dtype=dtype, steps=steps, keep_bits=None if keep_bits < 0 else keep_bits,
-                          magnitudes=magnitudes)
+                          magnitudes=magnitudes, correction_bits=correction_bits)
     else:
         storage = Storage(dtype=dtype)
-    if "source_grid_bits" in attrs.values or (version >= 3 and compression != "lz4"
+    if "source_grid_bits" in attrs.values or (version == 3 and compression != "lz4"
                                               and params.span == 1):
         # what makes a file version 3: the grid its decode rounds to (or lz4, or a span)
         get.integer("source_grid_bits", 1, 32)
@@ -339,6 +361,13 @@ def _header(path: Path, handle: h5py.File) -> Header:
     file_size = os.path.getsize(path)
     for index, (band, (dataset, _)) in enumerate(zip(grid.bands, datasets, strict=True)):
         _check_dataset(path, dataset, header, index, band, file_size)
+    if storage.corrected:
+        _check_link(path, handle, CORRECTIONS)
+        codes = handle[CORRECTIONS]
+        if not isinstance(codes, h5py.Dataset):
+            raise _fail(path, f"{CORRECTIONS} is not a dataset")
+        _check_storage(path, codes, CORRECTIONS, header, (n_channels, n_samples), np.dtype(np.int8),
+                       corrections_chunks(n_samples), FILL_CODE, file_size)
     if strict:
         _check_header_checksum(path, attrs, grid, datasets)
     return header
@@ -458,6 +487,12 @@ class Reader:
         """Bytes ``band``'s dataset takes in the file."""
         return int(_guarded(self.path, lambda: self.dataset(band).id.get_storage_size()))
 
+    def corrections_bytes(self) -> int:
+        """Bytes the correction codes take in the file (0: it has none)."""
+        if not self.header.storage.corrected:
+            return 0
+        return int(_guarded(self.path, lambda: self._file[CORRECTIONS].id.get_storage_size()))
+
     def read(self, band: Band, first: int, stop: int, channels: Sequence[int] | None = None) -> np.ndarray:
         """Return the coefficients of frames ``first:stop`` of ``band``, shape
         (channels, n_bins, stop - first).
@@ -490,6 +525,34 @@ class Reader:
             raise _fail(self.path, f"non-finite coefficients in {where}")
         index = self.header.grid.bands.index(band)
         return self.header.storage.from_stored(index, band, stored)
+
+    def corrections(self, start: int, stop: int, channels: Sequence[int] | None = None) -> np.ndarray:
+        """Return the correction codes of samples ``start:stop`` (clipped to the file's
+        samples), shape (channels, samples), int8 (see
+        :func:`msfreq.quantize.apply_corrections`).
+
+        Raises
+        ------
+        FormatError
+            If the file has no correction codes, a chunk fails its checksum, or a code is the
+            fill marker of a missing chunk.
+        """
+        if not self.header.storage.corrected:
+            raise _fail(self.path, "has no correction codes")
+        stop = min(stop, self.header.n_samples)
+        picked = list(range(self.header.n_channels)) if channels is None else list(channels)
+        where = f"{CORRECTIONS} samples {start}:{stop}"
+        try:
+            dataset = self._file[CORRECTIONS]
+            if picked == list(range(picked[0], picked[-1] + 1)):
+                codes = dataset[picked[0] : picked[-1] + 1, start:stop]
+            else:
+                codes = dataset[:, start:stop][picked]
+        except (OSError, RuntimeError, ValueError, KeyError) as error:
+            raise _fail(self.path, f"corrupted data in {where} ({_reason(error)})") from None
+        if codes.size and int(codes.min()) == FILL_CODE:
+            raise _fail(self.path, f"missing data in {where} (fill values)")
+        return codes
 
     def load(
         self,
@@ -610,4 +673,9 @@ def verify(path: str | os.PathLike) -> Header:
             step = reader.dataset(band).chunks[2] * 16
             for first in range(0, frames, step):
                 reader.read(band, first, min(first + step, frames))
+        if reader.header.storage.corrected:
+            n_samples = reader.header.n_samples
+            step = corrections_chunks(n_samples)[1] * 16
+            for first in range(0, n_samples, step):
+                reader.corrections(first, first + step)
         return reader.header

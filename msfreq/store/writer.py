@@ -12,14 +12,17 @@ import h5py
 import numpy as np
 
 from msfreq.errors import ParameterError
+from msfreq.quantize import FILL_CODE
 from msfreq.representation import Representation
 from msfreq.scales import Grid
 from msfreq.store.atomic import atomic_path
 from msfreq.store.layout import (
+    CORRECTIONS,
     FORMAT_MARKER,
     LIBVER,
     Storage,
     chunk_shape,
+    corrections_chunks,
     dataset_name,
     encode_text,
     filters_for,
@@ -73,7 +76,8 @@ class Writer:
     n_samples, n_channels : int
     storage : Storage
         Coefficient dtype and stored form; :meth:`write` takes arrays in that stored form
-        (see :meth:`Storage.to_stored`).
+        (see :meth:`Storage.to_stored`).  With ``storage.corrected``, every sample's
+        correction code must also be given (:meth:`write_corrections`).
     length : int
         Samples of the transform (a multiple of ``grid.hop_unit``).
     compression : {"zstd", "gzip", "none"}
@@ -99,10 +103,11 @@ class Writer:
         self.n_channels = int(n_channels)
         self.storage = storage
         self.length = int(length)
-        self.filters = filters_for(compression)
+        filters_for(compression)  # refuses an unknown name before anything is written
         self.compression = compression
         self.source = dict(source or {})
         self._written = 0
+        self._corrected = 0
         self._exact: bool | None = None
         self._root: dict[str, object] = {}
         self._bands: dict[str, dict[str, object]] = {}
@@ -125,7 +130,8 @@ class Writer:
         params = self.grid.params
         attrs = {
             "format": FORMAT_MARKER,
-            "format_version": version_for(self.source, self.compression, params.span),
+            "format_version": version_for(self.source, self.compression, params.span,
+                                          self.storage.corrected),
             "msfreq_version": __version__,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "sample_rate": self.grid.sample_rate,
@@ -139,10 +145,12 @@ class Writer:
             "n_octaves": self.grid.n_octaves,
             "oversampling": params.oversampling,
             **({"span": params.span} if params.span > 1 else {}),
+            "first_bin": self.grid.first_bin,
             "dtype": self.storage.dtype.name,
             "storage": self.storage.form,
             "content": self.storage.content,
             "keep_bits": -1 if self.storage.keep_bits is None else self.storage.keep_bits,
+            **({"corrections": self.storage.correction_bits} if self.storage.corrected else {}),
             "compression": self.compression,
             "phase_convention": "absolute time: c[n] = sum_t x[t] conj(psi(t - n*hop))",
             "scale": "a sinusoid of amplitude A at a bin centre has |c| = A",
@@ -151,7 +159,7 @@ class Writer:
             if value is not None:
                 attrs[f"source_{key}"] = value
         for key, value in attrs.items():
-            handle.attrs[key] = self._root[key] = _attribute(value)
+            self._root[key] = _attribute(value)
         for group in ("octaves", "residuals"):
             handle.create_group(group)
         for index, band in enumerate(self.grid.bands):
@@ -162,24 +170,32 @@ class Writer:
             dataset = handle.create_dataset(
                 dataset_name(band), shape=shape, dtype=dtype, chunks=chunks,
                 fillvalue=self.storage.fill_value(band), dcpl=_compact(h5py.h5p.DATASET_CREATE),
-                **self.filters,
+                **filters_for(self.compression, int(np.prod(shape)) * dtype.itemsize),
             )
-            band_attrs = {
-                "band": band.name,
-                "kind": band.kind,
-                "octave": band.octave,
-                "lower_hz": band.lower,
-                "upper_hz": band.upper,
-                "first_bin": band.bins[0],
-                "hop_samples": band.hop,
-                "hop_seconds": band.hop / self.grid.sample_rate,
-                "frames": frames,
-            }
+            # Only what a reader needs (the rest follows from the root attributes and the
+            # shape, as docs/FORMAT.md shows; 9 descriptive attributes per band cost a short
+            # file 6 kB, a fifth of a drum hit's file)
+            band_attrs = {}
             if self.storage.steps is not None:
                 band_attrs["step"] = self.storage.steps[index]
             written = self._bands[dataset_name(band)] = {}
             for key, value in band_attrs.items():
                 dataset.attrs[key] = written[key] = _attribute(value)
+        if self.storage.corrected:
+            handle.create_dataset(
+                CORRECTIONS, shape=(self.n_channels, self.n_samples), dtype=np.int8,
+                chunks=corrections_chunks(self.n_samples), fillvalue=FILL_CODE,
+                **filters_for(self.compression, self.n_channels * self.n_samples),
+            )
+
+    def write_corrections(self, start: int, codes: np.ndarray) -> None:
+        """Write the correction codes of samples ``start:start + codes.shape[1]``, shape
+        (channels, samples) of int8, in order (see :func:`msfreq.quantize.correction_codes`)."""
+        if start != self._corrected:
+            raise ParameterError(f"correction codes must come in order: got sample {start}, "
+                                 f"expected {self._corrected}")
+        self._file[CORRECTIONS][:, start : start + codes.shape[1]] = codes
+        self._corrected = start + codes.shape[1]
 
     def write(self, first_unit: int, stop_unit: int, stored: Sequence[np.ndarray]) -> None:
         """Write the frames of hop units ``first_unit:stop_unit`` of every band.
@@ -208,7 +224,7 @@ class Writer:
         """Record more facts about the source (e.g. its checksum, known only at the end)."""
         for key, value in facts.items():
             if value is not None:
-                self._file.attrs[f"source_{key}"] = self._root[f"source_{key}"] = _attribute(value)
+                self._root[f"source_{key}"] = _attribute(value)
 
     def set_exact(self, exact: bool | None) -> None:
         """Record whether the stored coefficients decode to exactly the source samples."""
@@ -226,16 +242,25 @@ class Writer:
 
     def _seal(self) -> None:
         handle = self._file
-        handle.attrs["exact"] = self._root["exact"] = -1 if self._exact is None else int(self._exact)
+        self._root["exact"] = -1 if self._exact is None else int(self._exact)
         # Over the attributes as written (reading them back costs ~150 HDF5 reads; every
         # reader recomputes it from what it reads, which the tests do for every file written)
         datasets = [(dataset_name(band), self._bands[dataset_name(band)]) for band in self.grid.bands]
-        handle.attrs["header_sha256"] = encode_text(header_checksum(self._root, datasets))
+        self._root["header_sha256"] = encode_text(header_checksum(self._root, datasets))
+        # All root attributes at once, at the end: set as they became known, each rewrite
+        # left its old space behind (850 bytes a file, measured)
+        for key, value in self._root.items():
+            handle.attrs[key] = value
 
     def __exit__(self, kind, error, traceback) -> None:
         expected = self.length // self.grid.hop_unit
         if error is None and self._written != expected:
             error = RuntimeError(f"{self.path}: internal: {self._written} of {expected} hop units written")
+            self._abort(error)
+            raise error
+        if error is None and self.storage.corrected and self._corrected != self.n_samples:
+            error = RuntimeError(f"{self.path}: internal: correction codes of {self._corrected} "
+                                 f"of {self.n_samples} samples written")
             self._abort(error)
             raise error
         if error is not None:

@@ -451,7 +451,13 @@ def _write(destination, reader: AudioReader, read, n_samples: int, info: AudioIn
                 length=units * grid.hop_unit, compression=options.compression,
                 source={**_source_facts(info), "grid_bits": recorded}) as writer:
         if whole is not None:
-            stored = [storage.to_stored(index, values) for index, values in enumerate(whole)]
+            if any(values is None for values in whole):  # an attempt before used them up
+                whole[:] = next(iter(analyze_signal(read, n_samples, info.channels, grid, dtype,
+                                                    memory=BLOCK_BYTES, workers=options.workers)))[2]
+            stored = []
+            for index in range(len(whole)):
+                stored.append(storage.to_stored(index, whole[index]))
+                whole[index] = None  # each band's memory goes as its stored form comes
             if any(values is None for values in stored):
                 raise _Retry
             writer.write(0, units, stored)
@@ -481,13 +487,18 @@ def _write(destination, reader: AudioReader, read, n_samples: int, info: AudioIn
                 unit = lsb(storage.correction_bits)
 
                 def fix(start: int, samples: np.ndarray) -> np.ndarray:
-                    # by channel, as the blocks come (samples is their transpose)
-                    source = reader.read(start, start + samples.shape[0]).T.copy()
-                    codes = correction_codes(samples.T, source, unit, ROUNDING_GUARD)
-                    if codes is None:
-                        raise _Retry
-                    writer.write_corrections(start, codes)
-                    return apply_corrections(samples.T, codes, unit).T
+                    decoded = samples.T  # by channel, as the blocks come
+                    fixed = _corrected_like(decoded, storage.correction_bits)
+                    for first in range(0, decoded.shape[1], _FIX_FRAMES):
+                        part = slice(first, first + _FIX_FRAMES)
+                        stop = min(first + _FIX_FRAMES, decoded.shape[1])
+                        source = reader.read(start + first, start + stop).T
+                        codes = correction_codes(decoded[:, part], source, unit, ROUNDING_GUARD)
+                        if codes is None:
+                            raise _Retry
+                        writer.write_corrections(start + first, codes)
+                        apply_corrections(decoded[:, part], codes, unit, out=fixed[:, part])
+                    return fixed.T
 
             decoded = decoded_checksum(frames, n_samples, info.channels, grid, dtype, info.subtype,
                                        block_seconds=options.block_seconds,
@@ -556,6 +567,16 @@ def exact_grid(header: Header) -> int | None:
     return source_grid(header) or subtype_bits(header.source.get("subtype"))
 
 
+#: Samples per channel read back from the source at a time to compute correction codes.
+_FIX_FRAMES = 1 << 18
+
+
+def _corrected_like(decoded: np.ndarray, bits: int) -> np.ndarray:
+    """An empty array for the corrected form of ``decoded``: float32 where it holds every
+    level of a ``bits``-bit grid exactly (up to 24 bits), else float64."""
+    return np.empty(decoded.shape, dtype=np.float32 if bits <= 24 else np.float64)
+
+
 def corrector(reader, channels: Sequence[int] | None = None):
     """The ``fix`` of :func:`decoded_checksum` that applies the correction codes of the open
     file ``reader`` (of ``channels``, default all) to decoded samples; None if it has none.
@@ -568,10 +589,12 @@ def corrector(reader, channels: Sequence[int] | None = None):
     unit = lsb(storage.correction_bits)
 
     def fix(start: int, samples: np.ndarray) -> np.ndarray:
-        codes = reader.corrections(start, start + samples.shape[0], channels)
-        fixed = np.array(samples.T, dtype=np.float64)  # by channel, as the blocks come
+        decoded = samples.T  # by channel, as the blocks come
+        codes = reader.corrections(start, start + decoded.shape[1], channels)
+        fixed = _corrected_like(decoded, storage.correction_bits)
         kept = codes.shape[1]
-        fixed[:, :kept] = apply_corrections(fixed[:, :kept], codes, unit)
+        apply_corrections(decoded[:, :kept], codes, unit, out=fixed[:, :kept])
+        fixed[:, kept:] = decoded[:, kept:]  # past the file's end: as they are
         return fixed.T
 
     return fix

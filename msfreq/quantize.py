@@ -122,17 +122,20 @@ def to_levels(values: np.ndarray, step: float) -> np.ndarray | None:
     ndarray of int32, or None
         None if a level would not fit in int32 (the caller stores the values unrounded).
     """
-    if np.iscomplexobj(values):
-        parts = np.empty(values.shape + (2,), dtype=values.real.dtype)
-        parts[..., 0] = values.real
-        parts[..., 1] = values.imag
-    else:
-        parts = np.array(values, copy=True)
-    parts *= parts.dtype.type(1.0 / step)  # a power of two: exact
-    np.rint(parts, out=parts)
-    if parts.size and float(np.abs(parts).max()) > MAX_LEVEL:
-        return None
-    return parts.astype(np.int32)
+    values = np.ascontiguousarray(values)
+    complex_values = np.iscomplexobj(values)
+    out = np.empty(values.shape + ((2,) if complex_values else ()), dtype=np.int32)
+    # (real, imaginary) pairs are the complex array's own memory layout
+    flat = (values.view(values.real.dtype) if complex_values else values).reshape(-1)
+    scale = flat.dtype.type(1.0 / step)  # a power of two: exact
+    into = out.reshape(-1)
+    for part in _slabs(flat.shape[0]):
+        scaled = flat[part] * scale
+        np.rint(scaled, out=scaled)
+        if scaled.size and max(-float(scaled.min()), float(scaled.max())) > MAX_LEVEL:
+            return None
+        into[part] = scaled
+    return out
 
 
 def from_levels(levels: np.ndarray, step: float, dtype: np.dtype) -> np.ndarray:
@@ -257,8 +260,9 @@ def correction_codes(decoded: np.ndarray, source: np.ndarray, unit: float,
     return out
 
 
-def apply_corrections(decoded: np.ndarray, codes: np.ndarray, unit: float) -> np.ndarray:
-    """Return the samples that ``decoded`` and its correction ``codes`` stand for (float64):
+def apply_corrections(decoded: np.ndarray, codes: np.ndarray, unit: float, *,
+                      out: np.ndarray | None = None) -> np.ndarray:
+    """Return the samples that ``decoded`` and its correction ``codes`` stand for:
     ``(round(decoded / unit) + code / 2) * unit`` for even codes, ``(floor(decoded / unit) +
     (code - 1) / 2) * unit`` for odd ones (see :func:`correction_codes`).
 
@@ -269,9 +273,13 @@ def apply_corrections(decoded: np.ndarray, codes: np.ndarray, unit: float) -> np
     codes : ndarray of int8
         Same shape.
     unit : float
+    out : ndarray of float, optional
+        Where to put them (float32 holds every sample of a grid up to 24 bits exactly);
+        default a new float64 array.
     """
     decoded, codes = np.asarray(decoded), np.asarray(codes)
-    out = np.empty(decoded.shape, dtype=np.float64)
+    if out is None:
+        out = np.empty(decoded.shape, dtype=np.float64)
     for part in _slabs(decoded.shape[-1]):
         levels = np.multiply(decoded[..., part], 1.0 / unit, dtype=np.float64)
         odd = (codes[..., part] & 1).astype(bool)

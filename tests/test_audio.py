@@ -248,6 +248,29 @@ def test_long_file_in_blocks_matches_whole(tmp_path):
     assert snr_db(x, again) >= 120
 
 
+@pytest.mark.parametrize(("encoded_in", "decoded_in"), [(2.0, 3.0), (2.0, None), (None, 2.5)])
+def test_correction_codes_hold_for_another_block_layout(tmp_path, encoded_in, decoded_in):
+    """Codes computed from one decode (blocks of one size, or whole) make another decode exact
+    (other blocks, or whole), though its samples differ by float rounding; crops too."""
+    rate = SMALL["sample_rate"]
+    params = TransformParams(bins_per_octave=SMALL["bins_per_octave"])
+    x = pcm16(music_like(20 * rate + 77, rate, 2, seed=9) * 0.8)
+    source = write_audio(tmp_path / "long.wav", x, rate)
+    encode_file(source, tmp_path / "a.h5", EncodeOptions(params=params, block_seconds=encoded_in))
+    assert msfreq.read_header(tmp_path / "a.h5").storage.corrected
+    report = decode_file(tmp_path / "a.h5", tmp_path / "b.wav", DecodeOptions(block_seconds=decoded_in))
+    assert report.identical is True
+    assert np.array_equal(sf.read(str(report.destination), dtype="int16")[0],
+                          sf.read(str(source), dtype="int16")[0])
+    dataset = msfreq.AudioDataset(tmp_path / "a.h5", crop_seconds=3.0, seed=1,
+                                  bins_per_octave=SMALL["bins_per_octave"])
+    for epoch in range(3):
+        dataset.set_epoch(epoch)
+        start, stop = dataset.crop(0)
+        kept = min(stop, x.shape[0]) - start
+        np.testing.assert_array_equal(dataset[0][:, :kept], x[start : start + kept].T.astype(np.float32))
+
+
 @pytest.mark.parametrize(("name", "audio_format", "subtype", "lossy"),
                          [("a.mp3", "MP3", "MPEG_LAYER_III", True), ("a.wav", "WAV", "PCM_16", False)])
 def test_length_estimates(tmp_path, name, audio_format, subtype, lossy):

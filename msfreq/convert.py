@@ -482,24 +482,7 @@ def _write(destination, reader: AudioReader, read, n_samples: int, info: AudioIn
         checksum = reader.checksum()
         exact = None
         if checksum is not None and grid.sample_rate == info.sample_rate:
-            fix = None
-            if storage.corrected:
-                unit = lsb(storage.correction_bits)
-
-                def fix(start: int, samples: np.ndarray) -> np.ndarray:
-                    decoded = samples.T  # by channel, as the blocks come
-                    fixed = _corrected_like(decoded, storage.correction_bits)
-                    for first in range(0, decoded.shape[1], _FIX_FRAMES):
-                        part = slice(first, first + _FIX_FRAMES)
-                        stop = min(first + _FIX_FRAMES, decoded.shape[1])
-                        source = reader.read(start + first, start + stop).T
-                        codes = correction_codes(decoded[:, part], source, unit, ROUNDING_GUARD)
-                        if codes is None:
-                            raise _Retry
-                        writer.write_corrections(start + first, codes)
-                        apply_corrections(decoded[:, part], codes, unit, out=fixed[:, part])
-                    return fixed.T
-
+            fix = _coder(reader, writer, storage.correction_bits) if storage.corrected else None
             decoded = decoded_checksum(frames, n_samples, info.channels, grid, dtype, info.subtype,
                                        block_seconds=options.block_seconds,
                                        workers=options.workers, progress=verified,
@@ -575,6 +558,29 @@ def _corrected_like(decoded: np.ndarray, bits: int) -> np.ndarray:
     """An empty array for the corrected form of ``decoded``: float32 where it holds every
     level of a ``bits``-bit grid exactly (up to 24 bits), else float64."""
     return np.empty(decoded.shape, dtype=np.float32 if bits <= 24 else np.float64)
+
+
+def _coder(reader: AudioReader, writer: Writer, bits: int):
+    """The ``fix`` of :func:`decoded_checksum` for an encode: each decoded sample's correction
+    code against the source (read again, in pieces), written to ``writer``, and the samples
+    corrected; raises _Retry where a code would not fit."""
+    unit = lsb(bits)
+
+    def fix(start: int, samples: np.ndarray) -> np.ndarray:
+        decoded = samples.T  # by channel, as the blocks come
+        fixed = _corrected_like(decoded, bits)
+        for first in range(0, decoded.shape[1], _FIX_FRAMES):
+            part = slice(first, first + _FIX_FRAMES)
+            stop = min(first + _FIX_FRAMES, decoded.shape[1])
+            source = reader.read(start + first, start + stop).T
+            codes = correction_codes(decoded[:, part], source, unit, ROUNDING_GUARD)
+            if codes is None:
+                raise _Retry
+            writer.write_corrections(start + first, codes)
+            apply_corrections(decoded[:, part], codes, unit, out=fixed[:, part])
+        return fixed.T
+
+    return fix
 
 
 def corrector(reader, channels: Sequence[int] | None = None):

@@ -225,6 +225,8 @@ CASES = [
     ("codes in a version-3 file", _attribute("format_version", 3), "correction codes in a version-3"),
     ("version 4 without codes", _without("corrections"), "corrections is missing"),
     ("codes on a 40-bit grid", _attribute("corrections", 40), "corrections .*outside"),
+    ("codes with float storage", _attribute("storage", np.bytes_(b"float")),
+     "correction codes with storage 'float'"),
     ("first_bin edited", _attribute("first_bin", 7), "first_bin 7 does not match|header checksum"),
     ("codes deleted", _corrections(lambda *args: None), "missing corrections"),
     ("codes outside the file", _corrections(_codes_external), "external storage|chunked|filters"),

@@ -305,11 +305,11 @@ class AudioReader:
                 self._grid = max(self._grid, grid_bits(fresh))
             self._hashed = stop
         if dtype == "int32":
-            samples = raw * (1.0 / 2**31)
-        else:
-            samples = raw.astype(np.float64)
-        if not np.isfinite(samples).all():
-            raise AudioError(f"{self.info.path}: holds NaN or infinite samples near frame {start}")
+            return raw * (1.0 / 2**31)  # integers: finite
+        samples = raw.astype(np.float64)
+        if not np.isfinite(samples.sum()):  # NaN and infinities propagate into the sum
+            if not np.isfinite(samples).all():
+                raise AudioError(f"{self.info.path}: holds NaN or infinite samples near frame {start}")
         return samples
 
     def checksum(self) -> str | None:

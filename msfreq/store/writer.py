@@ -192,8 +192,8 @@ class Writer:
         """Write the correction codes of samples ``start:start + codes.shape[1]``, shape
         (channels, samples) of int8, in order (see :func:`msfreq.quantize.correction_codes`)."""
         if start != self._corrected:
-            raise ParameterError(f"correction codes must come in order: got sample {start}, "
-                                 f"expected {self._corrected}")
+            raise RuntimeError(f"{self.path}: internal: correction codes from sample {start}, "
+                               f"expected {self._corrected} (they must come in order)")
         self._file[CORRECTIONS][:, start : start + codes.shape[1]] = codes
         self._corrected = start + codes.shape[1]
 

@@ -183,6 +183,28 @@ def test_incomplete_write_is_refused(tmp_path, saved):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("codes", [None, "half", "out of order"])
+def test_missing_correction_codes_leave_no_file(tmp_path, saved, codes):
+    """Every sample's code must be written, in order, or nothing is committed."""
+    from msfreq.quantize import band_steps, lsb
+
+    _, representation, _ = saved
+    grid, n = representation.grid, representation.n_samples
+    storage = Storage(np.dtype("complex64"), steps=band_steps(grid.bands, lsb(16), 0.7),
+                      correction_bits=16)
+    stored = [storage.to_stored(i, representation[band.name]) for i, band in enumerate(grid.bands)]
+    message = "correction codes of|must come in order"
+    with pytest.raises(RuntimeError, match=message):
+        with msfreq.store.Writer(tmp_path / "x.h5", grid, n, 2, storage=storage,
+                                 length=representation.length, compression="zstd") as writer:
+            writer.write(0, representation.length // grid.hop_unit, stored)
+            if codes == "half":
+                writer.write_corrections(0, np.zeros((2, n // 2), dtype=np.int8))
+            elif codes == "out of order":
+                writer.write_corrections(5, np.zeros((2, n - 5), dtype=np.int8))
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("compression", ["none", "gzip", "zstd", "lz4"])
 def test_flipped_bytes_are_detected(tmp_path, compression):
     x = music_like(4 * RATE, RATE, 1, seed=2)

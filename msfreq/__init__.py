@@ -1,5 +1,6 @@
 """msfreq: invertible multi-scale (octave-by-octave constant-Q) audio representation."""
 
+from msfreq.convert import read_audio
 from msfreq.dataset import AudioDataset, Dataset
 from msfreq.errors import AudioError, FormatError, MsfreqError, ParameterError
 from msfreq.params import TransformParams
@@ -22,6 +23,7 @@ __all__ = [
     "decode",
     "encode",
     "load",
+    "read_audio",
     "read_header",
     "reconstruct_phase",
     "save",

@@ -22,6 +22,7 @@ from msfreq.audio import (
     Checksum,
     output_format,
     probe,
+    snap,
     subtype_bits,
 )
 from msfreq.errors import FormatError, ParameterError
@@ -44,11 +45,12 @@ from msfreq.quantize import (
 )
 from msfreq.representation import Progress
 from msfreq.scales import Grid, make_grid
-from msfreq.store import Header, Storage, Writer, open_reader, read_header
+from msfreq.store import Header, Storage, Writer, open_reader, read_header, select_channels
 from msfreq.transform import (
     BLOCK_BYTES,
     analyze_signal,
     block_schedule,
+    synthesize_range,
     synthesize_signal,
     transform_units,
 )
@@ -66,6 +68,8 @@ __all__ = [
     "file_dtype",
     "ROUNDING_GUARD",
     "corrector",
+    "decoded_range",
+    "read_audio",
     "verify_decode",
     "source_grid",
     "exact_grid",
@@ -604,6 +608,112 @@ def corrector(reader, channels: Sequence[int] | None = None):
         return fixed.T
 
     return fix
+
+
+def decoded_range(reader, first: int, stop: int, channels: Sequence[int]) -> np.ndarray:
+    """Samples ``first:stop`` of ``channels`` of the open file ``reader``, as its decode
+    gives them: correction codes applied and, for a file that decodes exactly, rounded to the
+    source's grid (so the source's samples, bit for bit); zeros past the end.  The cost
+    depends on the range, not on the file's length (see
+    :func:`~msfreq.transform.synthesize_range`).
+
+    Returns
+    -------
+    ndarray, shape (len(channels), stop - first)
+    """
+    header = reader.header
+    grid = header.grid
+
+    def read(band: int, begin: int, end: int, channel: int) -> np.ndarray:
+        return reader.read(grid.bands[band], begin, end, [channels[channel]])
+
+    audio = synthesize_range(read, header.n_samples, len(channels), grid, header.dtype,
+                             first, stop)
+    return _as_decoded(reader, first, audio, channels)
+
+
+def _as_decoded(reader, first: int, audio: np.ndarray, channels: Sequence[int]) -> np.ndarray:
+    """``audio`` (channels, samples from ``first``) with the file's correction codes applied
+    and rounded to the source's grid where the file decodes exactly."""
+    fix = corrector(reader, channels)
+    if fix is not None:
+        audio = fix(first, audio.T).T
+    bits = exact_grid(reader.header)
+    return snap(audio, bits) if bits is not None else np.asarray(audio, dtype=np.float64)
+
+
+def read_audio(
+    source: str | os.PathLike,
+    *,
+    start: float | None = None,
+    stop: float | None = None,
+    channels: object = None,
+) -> tuple[np.ndarray, int]:
+    """Decode the msfreq file ``source`` (or seconds ``start`` to ``stop`` of it) into memory.
+
+    The samples are those :func:`decode_file` writes: for a file that decodes exactly (see
+    :attr:`Header.exact`), the source's samples bit for bit (as floats of full scale 1, like
+    ``soundfile.read``).  :func:`msfreq.decode` of :func:`msfreq.load`, by contrast, decodes
+    the stored coefficients alone, within about a level of them.
+
+    Parameters
+    ----------
+    source : path-like
+    start, stop : float, optional
+        Seconds; default the whole file.  A range is decoded from the frames around it only.
+    channels : int or sequence of int, optional
+        Default all.
+
+    Returns
+    -------
+    samples : ndarray of float64, shape (frames, channels)
+    sample_rate : int
+
+    Raises
+    ------
+    FormatError
+        If the file is invalid or a chunk is corrupted.
+    ParameterError
+        For a range outside the file, or a file of magnitudes only.
+
+    Examples
+    --------
+    >>> import numpy as np, soundfile as sf, tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> x = np.round(np.random.default_rng(0).uniform(-0.5, 0.5, (8000, 2)) * 32768) / 32768
+    >>> sf.write(folder / "a.wav", x, 8000, subtype="PCM_16")
+    >>> _ = encode_file(folder / "a.wav", folder / "a.wav.h5")
+    >>> samples, rate = read_audio(folder / "a.wav.h5")
+    >>> rate, bool(np.array_equal(samples, x))
+    (8000, True)
+    >>> part, _ = read_audio(folder / "a.wav.h5", start=0.25, stop=0.5, channels=1)
+    >>> bool(np.array_equal(part[:, 0], x[2000:4000, 1]))
+    True
+    """
+    with open_reader(source) as reader:
+        header = reader.header
+        if header.storage.magnitudes:
+            raise ParameterError(f"{source}: holds magnitudes only (no phase): rebuild a phase "
+                                 "first (msfreq.reconstruct_phase)")
+        rate, n_samples = header.grid.sample_rate, header.n_samples
+        picked = select_channels(header.n_channels, channels) or list(range(header.n_channels))
+        first = 0 if start is None else int(round(start * rate))
+        last = n_samples if stop is None else int(round(stop * rate))
+        if not 0 <= first < last <= n_samples:
+            raise ParameterError(f"{source}: need 0 <= start < stop <= {header.duration:.6f} s, "
+                                 f"got {start!r}, {stop!r}")
+        if (first, last) != (0, n_samples):
+            return decoded_range(reader, first, last, picked).T, rate
+        grid = header.grid
+
+        def read(band: int, begin: int, end: int, channel: int) -> np.ndarray:
+            return reader.read(grid.bands[band], begin, end, [picked[channel]])
+
+        out = np.empty((n_samples, len(picked)))
+        for begin, block in synthesize_signal(read, n_samples, len(picked), grid, header.dtype,
+                                              memory=BLOCK_BYTES):
+            out[begin : begin + block.shape[1]] = _as_decoded(reader, begin, block, picked).T
+        return out, rate
 
 
 def _check(header: Header) -> tuple[str | None, str | None]:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from msfreq.audio import AudioReader, probe, snap
+from msfreq.audio import AudioReader, probe
 from msfreq.batch import find_inputs, is_audio_file
-from msfreq.convert import corrector, exact_grid
+from msfreq.convert import decoded_range
 from msfreq.errors import ParameterError
 from msfreq.params import (
     DEFAULT_BINS_PER_OCTAVE,
@@ -38,7 +38,7 @@ from msfreq.store import (
     select_bands,
     select_channels,
 )
-from msfreq.transform import synthesize_range, transform_units
+from msfreq.transform import transform_units
 
 __all__ = ["Dataset", "AudioDataset", "find_files"]
 
@@ -446,19 +446,8 @@ class AudioDataset(_Crops):
                   else select_channels(self._counts[index], self._channels))
         handle = self._handle(index)
         if self._encoded[index]:
-            grid = handle.header.grid
-
-            def read(band: int, first: int, stop: int, channel: int) -> np.ndarray:
-                return handle.read(grid.bands[band], first, stop, [picked[channel]])
-
-            audio = synthesize_range(read, self._lengths[index], len(picked), grid,
-                                     handle.header.dtype, low, high)
-            fix = corrector(handle, picked)
-            if fix is not None:
-                audio = fix(low, audio.T).T
-            bits = exact_grid(handle.header)
-            if bits is not None:  # the file decodes exactly: give the source's samples
-                audio = snap(audio, bits)
+            # the source's samples, for a file that decodes exactly
+            audio = decoded_range(handle, low, high, picked)
         else:
             available = min(high, self._lengths[index])
             audio = np.zeros((len(picked), high - low))

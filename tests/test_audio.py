@@ -384,3 +384,50 @@ def test_keep_bits_trades_exactness_for_size(tmp_path):
     original, _ = sf.read(str(source), always_2d=True)
     again, _ = sf.read(str(a.destination), always_2d=True)
     assert 50 < snr_db(original, again) < 80  # about 6 dB per bit kept
+
+
+@pytest.mark.parametrize(("subtype", "exact", "blocks"), [
+    ("PCM_16", True, False), ("PCM_16", True, True), ("PCM_24", True, False),
+    ("PCM_U8", True, False), ("FLOAT", False, False),
+])
+def test_read_audio_gives_what_decode_writes(tmp_path, monkeypatch, subtype, exact, blocks):
+    """Whole files (transformed whole or in blocks), ranges and channels, in memory: for exact
+    files the source's samples bit for bit (codes applied), and what decode_file writes."""
+    if blocks:  # memory for a few seconds only: the whole-file decode goes block by block
+        monkeypatch.setattr(msfreq.convert, "BLOCK_BYTES", 1 << 20)
+    rate = SMALL["sample_rate"]
+    x = music_like((30 if blocks else 6) * rate + 19, rate, 2, seed=4) * 0.8
+    source = write_audio(tmp_path / "a.wav", x, rate, subtype=subtype)
+    samples, _ = sf.read(str(source), always_2d=True)
+    encode_file(source, tmp_path / "a.h5", EncodeOptions(params=TransformParams(bins_per_octave=12)))
+    whole, got_rate = msfreq.read_audio(tmp_path / "a.h5")
+    assert got_rate == rate and whole.shape == samples.shape and whole.dtype == np.float64
+    part, _ = msfreq.read_audio(tmp_path / "a.h5", start=1.5, stop=4.0, channels=[1])
+    if exact:
+        assert np.array_equal(whole, samples)
+        assert np.array_equal(part[:, 0], samples[int(1.5 * rate) : 4 * rate, 1])
+    else:
+        assert snr_db(samples, whole) > 120 and snr_db(samples[int(1.5 * rate) : 4 * rate, 1:], part) > 110
+    if blocks:
+        schedule = msfreq.transform.block_schedule(msfreq.read_header(tmp_path / "a.h5").grid,
+                                                   samples.shape[0], 2, memory=1 << 20)
+        assert schedule is not None and len(schedule.blocks) >= 3
+    decode_file(tmp_path / "a.h5", tmp_path / "b.wav", DecodeOptions(subtype="DOUBLE"))
+    assert np.array_equal(sf.read(str(tmp_path / "b.wav"), always_2d=True)[0], whole)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"start": 2.0, "stop": 1.0}, "need 0 <= start < stop"),
+    ({"stop": 99.0}, "need 0 <= start < stop"),
+    ({"start": -1.0}, "need 0 <= start < stop"),
+    ({"channels": 2}, "channels must be in 0..1"),
+])
+def test_read_audio_refuses_what_the_file_does_not_hold(tmp_path, kwargs, message):
+    source = write_audio(tmp_path / "a.wav", pcm16(music_like(8000, 8000, 2)), 8000)
+    encode_file(source, tmp_path / "a.h5")
+    with pytest.raises(msfreq.ParameterError, match=message):
+        msfreq.read_audio(tmp_path / "a.h5", **kwargs)
+    rep = msfreq.encode(music_like(8000, 8000, 1), 8000)
+    msfreq.save(rep.abs(), tmp_path / "m.h5")
+    with pytest.raises(msfreq.ParameterError, match="magnitudes only"):
+        msfreq.read_audio(tmp_path / "m.h5")

@@ -54,6 +54,10 @@ def test_snippets_run(workspace, document, capsys):
         start, stop = (float(value) for value in capsys.readouterr().out.split()[:2])
         assert start == pytest.approx(28 * 46080 / 44100) and stop == pytest.approx(31 * 46080 / 44100)
         assert np.asarray(namespace["audio"]).shape == (40 * 44100, 2)
+        # read_audio: the source's samples, bit for bit, whole and in part
+        source, _ = sf.read("track.wav", always_2d=True)
+        assert np.array_equal(namespace["samples"], source)
+        assert np.array_equal(namespace["part"], source[30 * 44100 : 32 * 44100])
 
 
 def test_api_reference_is_current():

@@ -390,14 +390,18 @@ def write_results(path: Path, info: dict, compare: list[dict], cli: dict, scale:
         "",
         "## Scaling with length: CLI, 44.1 kHz stereo 16-bit WAV, one job",
         "",
-        "| length | encode (s) | encode peak (MB) | decode (s) | decode peak (MB) | 16-bit identical |",
-        "|---|---|---|---|---|---|",
+        "| length | encode (s) | encode peak (MB) | decode (s) | decode peak (MB) | "
+        "million samples/s per core (encode / decode) | 16-bit identical |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in scale:
         length = f"{row['seconds'] / 60:g} min" if row["seconds"] >= 60 else f"{row['seconds']:g} s"
+        samples = row["seconds"] * RATE * 2  # stereo
         lines.append(
             f"| {length} | {row['encode']['seconds']:.1f} | {row['encode']['peak_mb']:.0f} | "
-            f"{row['decode']['seconds']:.1f} | {row['decode']['peak_mb']:.0f} | {'yes' if row['identical'] else 'NO'} |"
+            f"{row['decode']['seconds']:.1f} | {row['decode']['peak_mb']:.0f} | "
+            f"{samples / row['encode']['seconds'] / 1e6:.1f} / {samples / row['decode']['seconds'] / 1e6:.1f} | "
+            f"{'yes' if row['identical'] else 'NO'} |"
         )
     lines += [
         "",

@@ -100,6 +100,11 @@ class EncodeOptions:
         Files longer than about this are processed block by block.
     workers : int or None
         FFT threads.
+    codes : bool
+        Integer sources: steps of 0.7 LSB made exact by a correction code per sample (True,
+        the default; format version 4), or steps fine enough to round back by themselves
+        (False: about 12 % larger, readable by msfreq 0.2 and 0.3, coefficients within 0.09
+        LSB RMS instead of 0.23).
     """
 
     params: TransformParams = TransformParams()
@@ -109,6 +114,7 @@ class EncodeOptions:
     keep_bits: int | None = None
     block_seconds: float | None = None
     workers: int | None = None
+    codes: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.params, TransformParams):
@@ -285,8 +291,9 @@ def _storages(options: EncodeOptions, grid: Grid, bits: int | None, dtype: np.dt
     tries: list[Storage] = []
     if options.keep_bits is None and bits is not None and bits <= EXACT_BITS[dtype.name]:
         unit = lsb(bits)
-        tries.append(Storage(dtype=dtype, steps=band_steps(grid.bands, unit, CORRECTED_FRACTION),
-                             correction_bits=bits))
+        if options.codes:
+            tries.append(Storage(dtype=dtype, correction_bits=bits,
+                                 steps=band_steps(grid.bands, unit, CORRECTED_FRACTION)))
         tries += [Storage(dtype=dtype, steps=band_steps(grid.bands, unit, fraction))
                   for fraction in STEP_FRACTIONS]
     tries.append(Storage(dtype=dtype, keep_bits=options.keep_bits))

@@ -629,14 +629,20 @@ def decoded_range(reader, first: int, stop: int, channels: Sequence[int]) -> np.
     ndarray, shape (len(channels), stop - first)
     """
     header = reader.header
-    grid = header.grid
+    audio = synthesize_range(_frames_of(reader, channels), header.n_samples, len(channels),
+                             header.grid, header.dtype, first, stop)
+    return _as_decoded(reader, first, audio, channels)
+
+
+def _frames_of(reader, channels: Sequence[int]):
+    """The ``read(band_index, first_frame, stop_frame, channel)`` of
+    :func:`~msfreq.transform.synthesize_signal` over ``channels`` of the open file ``reader``."""
+    bands = reader.header.grid.bands
 
     def read(band: int, begin: int, end: int, channel: int) -> np.ndarray:
-        return reader.read(grid.bands[band], begin, end, [channels[channel]])
+        return reader.read(bands[band], begin, end, [channels[channel]])
 
-    audio = synthesize_range(read, header.n_samples, len(channels), grid, header.dtype,
-                             first, stop)
-    return _as_decoded(reader, first, audio, channels)
+    return read
 
 
 def _as_decoded(reader, first: int, audio: np.ndarray, channels: Sequence[int]) -> np.ndarray:
@@ -711,14 +717,9 @@ def read_audio(
                                  f"got {start!r}, {stop!r}")
         if (first, last) != (0, n_samples):
             return decoded_range(reader, first, last, picked).T, rate
-        grid = header.grid
-
-        def read(band: int, begin: int, end: int, channel: int) -> np.ndarray:
-            return reader.read(grid.bands[band], begin, end, [picked[channel]])
-
         out = np.empty((n_samples, len(picked)))
-        for begin, block in synthesize_signal(read, n_samples, len(picked), grid, header.dtype,
-                                              memory=BLOCK_BYTES):
+        for begin, block in synthesize_signal(_frames_of(reader, picked), n_samples, len(picked),
+                                              header.grid, header.dtype, memory=BLOCK_BYTES):
             out[begin : begin + block.shape[1]] = _as_decoded(reader, begin, block, picked).T
         return out, rate
 
@@ -815,9 +816,7 @@ def _decode_stored(source, destination, reader, options: DecodeOptions, chosen_f
     with AudioWriter(destination, grid.sample_rate, header.n_channels, chosen_format,
                      chosen_subtype, grid=bits) as writer:
 
-        def read(index: int, first: int, stop: int, channel: int) -> np.ndarray:
-            return reader.read(grid.bands[index], first, stop, [channel])
-
+        read = _frames_of(reader, range(header.n_channels))
         checksum = decoded_checksum(
             read, header.n_samples, header.n_channels, grid, header.dtype, subtype or chosen_subtype,
             block_seconds=options.block_seconds, workers=options.workers, progress=progress,
@@ -860,9 +859,7 @@ def verify_decode(source: str | os.PathLike, *, progress: Progress | None = None
     with open_reader(source) as reader:
         grid = header.grid
 
-        def read(index: int, first: int, stop: int, channel: int) -> np.ndarray:
-            return reader.read(grid.bands[index], first, stop, [channel])
-
+        read = _frames_of(reader, range(header.n_channels))
         checksum = decoded_checksum(read, header.n_samples, header.n_channels, grid, header.dtype,
                                     subtype or "FLOAT", progress=progress,
                                     grid_bits=source_grid(header), fix=corrector(reader)).hexdigest()

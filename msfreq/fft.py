@@ -51,9 +51,11 @@ def split(length: int) -> tuple[int, int] | None:
 
 
 @lru_cache(maxsize=8)
-def _twiddles(length: int, first: int, dtype: str) -> tuple[np.ndarray, np.ndarray, int]:
-    """Tables ``low[k1, r]`` and ``high[k1, q]`` with ``low * high = exp(-2 pi i k1 n2 / L)``
-    for ``n2 = q * step + r``; returns ``(low, high, step)``."""
+def _twiddles(length: int, first: int, dtype: str, inverse: bool,
+              scale: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """Tables ``low[k1, r]`` and ``high[k1, q]`` with ``low * high = scale * exp(-2 pi i k1 n2
+    / L)`` for ``n2 = q * step + r`` (conjugated for the inverse); returns ``(low, high,
+    step)``."""
     second = length // first
     step = 1
     for candidate in range(math.isqrt(second), 0, -1):
@@ -63,8 +65,15 @@ def _twiddles(length: int, first: int, dtype: str) -> tuple[np.ndarray, np.ndarr
     rows = np.arange(first // 2 + 1, dtype=np.int64)[:, None]
     low = np.exp(-2j * np.pi * ((rows * np.arange(step)) % length) / length)
     high = np.exp(-2j * np.pi * ((rows * (step * np.arange(second // step))) % length) / length)
-    return low.astype(dtype), high.astype(dtype), step
+    if inverse:
+        low, high = low.conj(), high.conj()
+    return low.astype(dtype), (high * scale).astype(dtype), step
 
+
+#: Rows of the forward transform's second half taken at a time (16 rows of 3,072 points, 384
+#: kB in complex64, stay in cache from twiddles to placement; measured on 8,847,360 points:
+#: 0.071 s against 0.076 s with whole-array passes, minima of 21).
+_CHUNK_ROWS = 16
 
 #: Tile edge of the blocked transposes (a 128 x 128 complex64 tile is 128 kB: it and its
 #: source rows stay in cache; measured 0.61x the time of one strided numpy copy).
@@ -84,25 +93,36 @@ def _transpose_into(target: np.ndarray, source: np.ndarray, conjugate: bool = Fa
                 place[...] = tile
 
 
-def _turn(values: np.ndarray, length: int, first: int, inverse: bool) -> None:
-    """Multiply ``values`` (``(first // 2 + 1, length // first)``) by the twiddle factors, in
-    place (their conjugates for the inverse)."""
-    low, high, step = _twiddles(length, first, values.dtype.str)
-    if inverse:
-        low, high = low.conj(), high.conj()
+def _turn(values: np.ndarray, length: int, first: int, inverse: bool, scale: float,
+          rows: slice = slice(None)) -> None:
+    """Multiply ``values`` (rows ``rows`` of ``(first // 2 + 1, length // first)``) by
+    ``scale`` times the twiddle factors, in place (their conjugates for the inverse)."""
+    low, high, step = _twiddles(length, first, values.dtype.str, inverse, float(scale))
     shaped = values.reshape(values.shape[0], -1, step)
-    shaped *= low[:, None, :]
-    shaped *= high[:, :, None]
+    shaped *= low[rows, None, :]
+    shaped *= high[rows, :, None]
 
 
-def rfft(signal: np.ndarray, *, norm: str = "backward", workers: int | None = None) -> np.ndarray:
-    """The real FFT of a 1-D ``signal``, as :func:`scipy.fft.rfft` (same output and norms).
+def _scaled(values: np.ndarray, scale: float) -> np.ndarray:
+    """``values`` times ``scale``, in place."""
+    if scale != 1.0:
+        values *= values.real.dtype.type(scale)
+    return values
+
+
+def rfft(signal: np.ndarray, *, norm: str = "backward", scale: float = 1.0,
+         workers: int | None = None) -> np.ndarray:
+    """The real FFT of a 1-D ``signal``, as :func:`scipy.fft.rfft` (same output and norms),
+    times ``scale``.
 
     Parameters
     ----------
     signal : ndarray, shape (length,)
         Real; float32 gives a complex64 result.
     norm : {"backward", "forward"}
+    scale : float
+        Factor on the result, folded into the twiddle factors where the four-step method
+        runs (no pass of its own; a power of two gives the same bits as multiplying after).
     workers : int, optional
 
     Returns
@@ -119,31 +139,41 @@ def rfft(signal: np.ndarray, *, norm: str = "backward", workers: int | None = No
     length = signal.shape[0]
     parts = split(length)
     if parts is None:
-        return sp_fft.rfft(signal, norm=norm, workers=workers)
+        return _scaled(sp_fft.rfft(signal, norm=norm, workers=workers), scale)
     first, second = parts
     half = first // 2
     # columns: a[k1, n2] = sum over n1 of x[n1 * L2 + n2] exp(-2 pi i k1 n1 / L1)
     columns = sp_fft.rfft(signal.reshape(first, second), axis=0, norm=norm, workers=workers)
-    _turn(columns, length, first, inverse=False)
-    rows = sp_fft.fft(columns, axis=1, norm=norm, overwrite_x=True, workers=workers)
-    # rows[k1, k2] = X[k1 + L1 * k2] for k1 <= L1 / 2; the other k1 are conjugate mirrors
     kept = second // 2 + 1
-    out = np.empty((kept, first), dtype=rows.dtype)
-    _transpose_into(out[:, : half + 1], rows[:, :kept])
-    mirrored = rows[half - 1 : 0 : -1, second - kept :][:, ::-1]  # rows L1-k1, cols L2-1-k2
-    _transpose_into(out[:, half + 1 :], mirrored, conjugate=True)
+    out = np.empty((kept, first), dtype=columns.dtype)
+    # The other steps go a few rows at a time, each while its rows are in cache: twiddles,
+    # row FFTs, then rows[k1, k2] = X[k1 + L1 * k2] placed at out[k2, k1] and, mirrored,
+    # conj(rows[k1, L2 - 1 - k2]) = X[(L1 - k1) + L1 * k2] at out[k2, L1 - k1]
+    for top in range(0, half + 1, _CHUNK_ROWS):
+        bottom = min(top + _CHUNK_ROWS, half + 1)
+        block = columns[top:bottom]
+        _turn(block, length, first, inverse=False, scale=scale, rows=slice(top, bottom))
+        rows = sp_fft.fft(block, axis=1, norm=norm, overwrite_x=True, workers=workers)
+        out[:, top:bottom] = rows[:, :kept].T
+        low, high = max(top, 1), min(bottom, half)
+        if low < high:
+            mirrored = rows[low - top : high - top, second - kept :][:, ::-1]
+            np.conjugate(mirrored.T, out=out[:, first - high + 1 : first - low + 1][:, ::-1])
     return out.reshape(-1)[: length // 2 + 1]
 
 
-def irfft(spectrum: np.ndarray, length: int, *, norm: str = "backward",
+def irfft(spectrum: np.ndarray, length: int, *, norm: str = "backward", scale: float = 1.0,
           workers: int | None = None) -> np.ndarray:
-    """The inverse of :func:`rfft`, as :func:`scipy.fft.irfft` with ``n=length``.
+    """The inverse of :func:`rfft`, as :func:`scipy.fft.irfft` with ``n=length``, times
+    ``scale``.
 
     Parameters
     ----------
     spectrum : ndarray, shape (length // 2 + 1,)
     length : int
     norm : {"backward", "forward"}
+    scale : float
+        As for :func:`rfft`.
     workers : int, optional
 
     Returns
@@ -159,7 +189,7 @@ def irfft(spectrum: np.ndarray, length: int, *, norm: str = "backward",
     """
     parts = split(length)
     if parts is None or spectrum.shape[0] != length // 2 + 1:
-        return sp_fft.irfft(spectrum, n=length, norm=norm, workers=workers)
+        return _scaled(sp_fft.irfft(spectrum, n=length, norm=norm, workers=workers), scale)
     first, second = parts
     half = first // 2
     # rows[k1, k2] = X[k1 + L1 * k2] of the full Hermitian spectrum, for k1 <= L1 / 2: the
@@ -173,6 +203,6 @@ def irfft(spectrum: np.ndarray, length: int, *, norm: str = "backward",
     rows[0, 0] = rows[0, 0].real
     rows[0, second // 2] = rows[0, second // 2].real
     rows = sp_fft.ifft(rows, axis=1, norm=norm, overwrite_x=True, workers=workers)
-    _turn(rows, length, first, inverse=True)
+    _turn(rows, length, first, inverse=True, scale=scale)
     signal = sp_fft.irfft(rows, n=first, axis=0, norm=norm, workers=workers)
     return signal.reshape(-1)

@@ -563,15 +563,18 @@ def decode(
     units = representation.length // grid.hop_unit
     arrays = [representation[name] for name in representation.names]
     n_samples = representation.n_samples
-    out = np.empty(
-        (n_samples, len(representation.channels)), dtype=np.finfo(representation.dtype).dtype
-    )
+    channels = len(representation.channels)
+    out = None
     for start, block in synthesize_signal(
         lambda index, a, b, channel: arrays[index][channel : channel + 1, :, a:b], n_samples,
-        len(representation.channels), grid, representation.dtype,
-        block_seconds=block_seconds, workers=workers,
+        channels, grid, representation.dtype, block_seconds=block_seconds, workers=workers,
     ):
-        out[start : start + block.shape[1]] = block.T
+        if channels == 1 and start == 0 and block.shape[1] == n_samples:
+            out = block.T  # one mono block: (1, n) read as (n, 1), no copy
+        else:
+            if out is None:
+                out = np.empty((n_samples, channels), dtype=block.dtype)
+            out[start : start + block.shape[1]] = block.T
         if progress is not None:
             done = -(-(start + block.shape[1]) // grid.hop_unit)
             progress(units if start + block.shape[1] >= n_samples else done, units)

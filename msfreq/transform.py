@@ -85,6 +85,11 @@ def check_samples(samples: object) -> np.ndarray:
     samples : array_like, shape (frames,) or (frames, channels)
         Real numbers; integers are taken as they are (not rescaled).
 
+    Returns
+    -------
+    ndarray, shape (frames, channels)
+        Float input as it is (a view, not a copy), other real input as float64.
+
     Raises
     ------
     ParameterError
@@ -109,13 +114,14 @@ def check_samples(samples: object) -> np.ndarray:
         )
     # A finite sum means every sample is finite (NaN and infinities propagate): one reduction
     # instead of a mask; only a non-finite sum (or an overflowing one) looks closer.
-    if array.dtype.kind == "f" and not np.isfinite(array.sum(dtype=np.float64)):
+    if array.dtype.kind != "f":
+        return array.astype(np.float64)
+    # Floats are not copied (the transform converts them to its precision as it reads them).
+    if not np.isfinite(array.sum(dtype=np.float64)):
         finite = np.isfinite(array)
         if not finite.all():
             bad = int(np.argmin(finite.all(axis=1)))
             raise ParameterError(f"samples must be finite; frame {bad} holds NaN or infinity")
-    else:
-        array = array.astype(np.float64)
     return array
 
 
@@ -149,9 +155,8 @@ def analyze(signal: np.ndarray, plan: Plan, *, workers: int | None = None) -> li
         # 2 / hop * (1 / frames) * sum = analysis_scale * ifft, in place, with no pass over
         # the coefficients afterwards; real rows take their 1 / hop with one halving.
         spectrum = fft.rfft(signal[channel].astype(real, copy=False), norm="forward",
-                            workers=workers)
-        spectrum *= real.type(2.0)
-        for layout, output in zip(plan.layouts, outputs, strict=True):
+                            scale=2.0, workers=workers)
+        for index, (layout, output) in enumerate(zip(plan.layouts, outputs, strict=True)):
             frames = layout.frames
             for rows in layout.row_groups(GROUP_COEFFICIENTS):
                 if layout.real:
@@ -179,8 +184,12 @@ def analyze(signal: np.ndarray, plan: Plan, *, workers: int | None = None) -> li
                     # real part of the inverse FFT, at half the work (the high residual is one
                     # row with a third as many frames as samples)
                     for row, target in zip(range(rows.start, rows.stop), folded, strict=True):
-                        result = fft.irfft(target, frames, norm="forward", workers=workers)
-                        np.multiply(result, real.type(0.5), out=output[channel, row])
+                        result = fft.irfft(target, frames, norm="forward", scale=0.5,
+                                           workers=workers)
+                        if output.shape[:2] == (1, 1):  # the row is the band: no copy
+                            outputs[index] = result[None, None]
+                        else:
+                            output[channel, row] = result
                     continue
                 result = sp_fft.ifft(folded, axis=1, norm="forward", overwrite_x=True,
                                      workers=workers)
@@ -254,9 +263,12 @@ def synthesize(
     channels = coefficients[0].shape[0]
     real = np.finfo(plan.dtype).dtype
     n_freq = plan.length // 2 + 1
-    signal = np.empty((channels, plan.length), dtype=real)
+    signal = None
     for channel in range(channels):
-        spectrum = np.zeros(n_freq, dtype=plan.dtype)
+        spectrum = np.empty(n_freq, dtype=plan.dtype)
+        # spectrum[:written] holds the sum so far: each row's values are added where rows
+        # before it reached and written where none did (one pass instead of zeros and a sum)
+        written = 0
         for layout, band_coefficients in zip(plan.layouts, coefficients, strict=True):
             expected = (channels, layout.band.n_bins, layout.frames)
             if band_coefficients.shape != expected:
@@ -281,11 +293,35 @@ def synthesize(
                     first, width = int(layout.starts[row]), int(layout.widths[row])
                     if not width:
                         continue
-                    values = _take(source, first % frames, width) * layout.weights[row, :width]
-                    spectrum[first : first + width] += values
-        spectrum *= real.type(0.5)
-        signal[channel] = fft.irfft(spectrum, plan.length, norm="forward", workers=workers)
+                    written = _accumulate(spectrum, written, first,
+                                          _take(source, first % frames, width),
+                                          layout.weights[row, :width])
+        spectrum[written:] = 0
+        result = fft.irfft(spectrum, plan.length, norm="forward", scale=0.5, workers=workers)
+        del spectrum
+        if channels == 1:
+            return result[None]
+        if signal is None:
+            signal = np.empty((channels, plan.length), dtype=real)
+        signal[channel] = result
     return signal
+
+
+def _accumulate(spectrum: np.ndarray, written: int, first: int, values: np.ndarray,
+                weights: np.ndarray) -> int:
+    """Add ``values * weights`` to ``spectrum`` from ``first`` on, where ``spectrum[:written]``
+    is set and the rest is not (it is written there, the gap before ``first`` zeroed);
+    return the new ``written``."""
+    stop = first + values.shape[0]
+    if first > written:
+        spectrum[written:first] = 0
+    overlap = min(stop, written) - first
+    if overlap > 0:
+        spectrum[first : first + overlap] += values[:overlap] * weights[:overlap]
+    start = max(overlap, 0)
+    if start < values.shape[0]:
+        np.multiply(values[start:], weights[start:], out=spectrum[first + start : stop])
+    return max(written, stop)
 
 
 def _real_row_spectrum(values: np.ndarray, layout, workers: int | None) -> np.ndarray:
@@ -295,9 +331,8 @@ def _real_row_spectrum(values: np.ndarray, layout, workers: int | None) -> np.nd
     frames = layout.frames
     positions = layout.starts % frames
     if np.all(positions + layout.widths - 1 <= frames // 2):
-        spectrum = fft.rfft(values, norm="forward", workers=workers)
-    else:
-        spectrum = sp_fft.fft(values, norm="forward", workers=workers)
+        return fft.rfft(values, norm="forward", scale=2.0, workers=workers)
+    spectrum = sp_fft.fft(values, norm="forward", workers=workers)
     spectrum *= 2
     return spectrum
 
@@ -431,13 +466,15 @@ def _circular_read(
     ``read(a, b)`` returns samples ``a:b`` (``0 <= a < b <= available``) as shape
     ``(b - a, channels)``.  With ``channel``, only that channel, shape ``(1, stop - start)``."""
     picked = slice(None) if channel is None else slice(channel, channel + 1)
-    out = np.zeros((channels if channel is None else 1, stop - start), dtype=dtype)
+    out = np.empty((channels if channel is None else 1, stop - start), dtype=dtype)
     for position, wrapped, run in _periodic_runs(start, stop, period):
         low, high = wrapped, min(wrapped + run, available)
         for first in range(low, high, READ_SAMPLES):
             last = min(first + READ_SAMPLES, high)
             at = position - start + first - low
             out[:, at : at + last - first] = read(first, last)[:, picked].T
+        # the padding beyond the samples (written once: no pass of zeros under the samples)
+        out[:, position - start + max(high - low, 0) : position - start + run] = 0
     return out
 
 
@@ -658,11 +695,17 @@ def synthesize_signal(
         return
     length = transform_units(n_samples, grid) * grid.hop_unit
     plan = get_plan(grid, length, dtype)
-    out = np.empty((channels, n_samples), dtype=np.finfo(dtype).dtype)
+    out = None
     for channel in range(channels):
         arrays = [read(index, 0, length // band.hop, channel) for index, band in enumerate(grid.bands)]
-        out[channel] = synthesize(arrays, plan, workers=workers)[0, :n_samples]
+        signal = synthesize(arrays, plan, workers=workers)
         del arrays
+        if channels == 1:  # no copy: the padding's few percent stay behind the view
+            out = signal[:, :n_samples]
+            break
+        if out is None:
+            out = np.empty((channels, n_samples), dtype=signal.dtype)
+        out[channel] = signal[0, :n_samples]
     yield 0, out
 
 

@@ -41,3 +41,23 @@ def test_split(length, parts):
     assert fft.split(length) == parts
     if parts is not None:
         assert parts[0] * parts[1] == length and parts[0] % 2 == 0 and parts[1] % 2 == 0
+
+
+@pytest.mark.parametrize("length", LENGTHS)
+@pytest.mark.parametrize("scale", [2.0, 0.5, 3.0])
+def test_scale_is_the_product(length, scale):
+    """``scale`` (folded into the twiddles of the four-step method) gives the product: bit for
+    bit for a power of two, within rounding otherwise."""
+    rng = np.random.default_rng(length + 1)
+    x = rng.standard_normal(length).astype(np.float32)
+    spectrum = fft.rfft(x, norm="forward")
+    pairs = [(fft.rfft(x, norm="forward", scale=scale), spectrum * np.float32(scale)),
+             (fft.irfft(spectrum, length, norm="forward", scale=scale),
+              fft.irfft(spectrum, length, norm="forward") * np.float32(scale))]
+    for got, expected in pairs:
+        assert got.dtype == expected.dtype and got.shape == expected.shape
+        if scale in (2.0, 0.5):
+            np.testing.assert_array_equal(got, expected)
+        else:
+            tolerance = 4 * np.finfo(np.float32).eps * np.abs(expected).max()
+            assert np.abs(got - expected).max() <= tolerance

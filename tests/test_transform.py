@@ -214,6 +214,24 @@ def test_bad_samples(samples, message):
         msfreq.encode(samples, 44100)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16, np.int32, np.uint8])
+def test_samples_of_any_real_dtype(dtype):
+    """Floats are taken as they are (no copy, not changed), other dtypes as float64; every
+    dtype gives the coefficients of the same values."""
+    from msfreq.transform import check_samples
+
+    values = np.random.default_rng(3).integers(0, 200, size=(9000, 2)).astype(dtype)
+    kept = values.copy()
+    checked = check_samples(values)
+    assert np.shares_memory(checked, values) == (values.dtype.kind == "f")
+    assert checked.dtype == (values.dtype if values.dtype.kind == "f" else np.float64)
+    got = msfreq.encode(values, 8000, bins_per_octave=12)
+    expected = msfreq.encode(values.astype(np.float64), 8000, bins_per_octave=12)
+    np.testing.assert_array_equal(values, kept)
+    for name in expected.names:
+        np.testing.assert_array_equal(got[name], expected[name])
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -1,9 +1,10 @@
 """The benchmark suite: msfreq against librosa and Essentia, side by side, in one run.
 
-    python benchmarks/run.py [--quick] [--no-hour] [--repeats N]
+    python benchmarks/run.py [--quick] [--no-hour] [--repeats N] [--compare-repeats N]
 
 Writes ``benchmarks/RESULTS.md`` and ``benchmarks/results.png``.  Every comparison runs the
-tools alternately on the same signal and quotes the median of ``--repeats`` runs (5); peak
+tools alternately on the same signal and quotes the median of ``--compare-repeats`` runs (10)
+in memory, ``--repeats`` (5) through the CLI; peak
 memory is measured in a separate process per tool.  The scaling runs go up to a 60-minute
 file (``--no-hour`` stops at 30 minutes); ``--quick`` shrinks everything (for checking the
 script itself).
@@ -79,6 +80,16 @@ def available(name: str) -> str | None:
     return None
 
 
+def _swapped(names: list[str], first: str, second: str) -> list[str]:
+    """``names`` with ``first`` and ``second`` (where both are present) trading places."""
+    if first not in names or second not in names:
+        return names
+    out = list(names)
+    i, j = out.index(first), out.index(second)
+    out[i], out[j] = out[j], out[i]
+    return out
+
+
 def compare_in_memory(seconds: float, repeats: int) -> tuple[list[dict], Path]:
     """Encode/decode every tool on one mono signal, alternately; medians of ``repeats``."""
     x = music_mix(seconds, RATE, 1)[:, 0]
@@ -92,8 +103,13 @@ def compare_in_memory(seconds: float, repeats: int) -> tuple[list[dict], Path]:
             prepared[name] = tool(x, RATE)
     for encode, decode, _count in prepared.values():
         decode(encode())  # one untimed warm-up: plans, filters and JIT caches are built
-    for _ in range(repeats):
-        for name, (encode, decode, _count) in prepared.items():
+    names = list(prepared)
+    for repeat in range(repeats):
+        # msfreq and the floor run back to back, in turn first and second (the first of the two
+        # follows the previous repeat's librosa run and its gigabyte of freed memory)
+        order = names if repeat % 2 == 0 else _swapped(names, "msfreq", "FFT floor")
+        for name in order:
+            encode, decode, _count = prepared[name]
             began = time.perf_counter()
             coefficients = encode()
             middle = time.perf_counter()
@@ -355,7 +371,7 @@ def write_results(path: Path, info: dict, compare: list[dict], cli: dict, scale:
         "",
         f"msfreq encode = **{paired('encode'):.2f}x** the FFT floor, decode = "
         f"**{paired('decode'):.2f}x** (issue #14's goal: <= 1.0x, stretch 0.7x; medians of the "
-        f"ratios of {len(ours['encode'])} repeats, in each of which the two ran back to back; "
+        f"ratios of {len(ours['encode'])} repeats, in each of which the two ran back to back, in turn first and second; "
         f"the medians of the times above give {ours['encode_s'] / floor['encode_s']:.2f}x and "
         f"{ours['decode_s'] / floor['decode_s']:.2f}x). "
         "The floor is the FFT work of msfreq's layout done with plain scipy calls: one float32 "
@@ -436,14 +452,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-hour", action="store_true")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="repeats of the CLI runs")
+    parser.add_argument("--compare-repeats", type=int, default=10,
+                        help="repeats of the in-memory comparison (the paired ratios' median)")
     args = parser.parse_args()
     began = time.perf_counter()
     WORK.mkdir(exist_ok=True)
     info = machine()
     signal_seconds = 20.0 if args.quick else 200.0
     print(f"in-memory comparison on {signal_seconds:.0f} s ...", flush=True)
-    compare, _ = compare_in_memory(signal_seconds, args.repeats)
+    compare, _ = compare_in_memory(signal_seconds, args.compare_repeats)
     for row in compare:
         row["signal_seconds"] = signal_seconds
         print("  ", {k: v for k, v in row.items() if k not in ("encode", "decode")}, flush=True)

@@ -10,7 +10,7 @@ from msfreq import fft
 
 #: lengths the transform uses (multiples of the 44.1 kHz hop unit 46080), a power of two,
 #: and lengths that fall back to scipy (short, or no even split)
-LENGTHS = [46080 * 96, 2**22, 2949120, 1000, 4194302]
+LENGTHS = [46080 * 96, 2**22, 2949120, 46080 * 24, 1000, 4194302]
 
 
 @pytest.mark.parametrize("length", LENGTHS)
@@ -34,13 +34,14 @@ def test_rfft_and_irfft_equal_scipy(length, dtype, norm):
 
 
 @pytest.mark.parametrize(("length", "parts"), [
-    (46080 * 192, (2880, 3072)), (2**22, (2048, 2048)), (2949120, (1536, 1920)), (2**21, None),
-    (4194302, None),
+    (46080 * 192, (768, 11520)), (2**22, (1024, 4096)), (2949120, (768, 3840)),
+    (46080 * 24, (768, 1440)), (2**19, None), (4194302, None),
 ])
 def test_split(length, parts):
     assert fft.split(length) == parts
     if parts is not None:
         assert parts[0] * parts[1] == length and parts[0] % 2 == 0 and parts[1] % 2 == 0
+        assert parts[0] <= parts[1]
 
 
 @pytest.mark.parametrize("length", LENGTHS)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import msfreq
 from msfreq.errors import ParameterError
-from msfreq.frames import Plan, bin_window, get_plan, smoothstep
+from msfreq.frames import Plan, _pairs, bin_window, get_plan, smoothstep
 from msfreq.params import TransformParams
 from msfreq.scales import make_grid
 from msfreq.transform import analyze, synthesize, transform_units
@@ -308,14 +308,33 @@ def test_plan_weights_follow_the_window_formula(band_index):
         with np.errstate(divide="ignore"):
             u = params.bins_per_octave * np.log2(index * grid.sample_rate / plan.length / params.tuning)
         k = band.bins[row]
-        if band.kind == "octave":
+        if not band.is_residual:
             expected = bin_window(u - k)
-        elif band.octave < 0:
+        elif band.is_low_residual:
             expected = np.where(u <= k - 1, 1.0, bin_window(u - (k - 1)))
         else:
             expected = np.where(u >= k + 1, 1.0, bin_window(u - (k + 1)))
         np.testing.assert_allclose(layout.weights[row, : layout.widths[row]], expected, atol=1e-12)
         assert np.all(layout.weights[row, layout.widths[row] :] == 0)
+
+
+@pytest.mark.parametrize(("rate", "tuning", "units"), [(44100, 440.0, 3), (8000, 415.3, 5),
+                                                   (96000, 442.0, 2), (11025, 440.0, 1)])
+def test_planning_takes_each_octave_from_the_one_above(rate, tuning, units):
+    # Only the top half of the frequencies is computed; each one below is its double's
+    # position minus one octave, exactly, with its double's window values.
+    grid = make_grid(rate, TransformParams(tuning=tuning))
+    length = units * grid.hop_unit
+    pairs = _pairs(grid, length, np.dtype(np.float64))
+    m = np.arange(1, length // 2 + 1)
+    direct = grid.params.bins_per_octave * np.log2(m * rate / length / tuning)
+    np.testing.assert_allclose(pairs.position[1:] - pairs.shift, direct, rtol=0, atol=1e-9)
+    assert np.all(np.diff(pairs.position[1:]) > 0) and pairs.position[1] >= 0
+    low = np.arange(1, (m.size + 2) // 2)
+    assert np.array_equal(pairs.position[low], pairs.position[2 * low] - grid.params.bins_per_octave)
+    assert np.array_equal(pairs.lower[low], pairs.lower[2 * low])
+    assert np.array_equal(pairs.upper[low], pairs.upper[2 * low])
+    np.testing.assert_allclose(pairs.lower**2 + pairs.upper**2, 1.0, rtol=0, atol=1e-15)
 
 
 def test_blocks_agree_with_the_whole_signal_transform():

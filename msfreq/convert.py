@@ -103,8 +103,8 @@ class EncodeOptions:
     codes : bool
         Integer sources: steps of 0.7 LSB made exact by a correction code per sample (True,
         the default; format version 4), or steps fine enough to round back by themselves
-        (False: about 12 % larger, readable by msfreq 0.2 and 0.3, coefficients within 0.09
-        LSB RMS instead of 0.23).
+        (False: about 12 % larger, readable by msfreq 0.3, or by 0.2 with zstd, gzip or none;
+        coefficients within 0.09 LSB RMS instead of 0.23).
     """
 
     params: TransformParams = TransformParams()

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 import msfreq
 from msfreq.errors import FormatError, ParameterError
 from msfreq.store import FORMAT_VERSION, TEMP_SUFFIX, Storage, dataset_name
+from msfreq.store.layout import SMALL_DATASET_BYTES
 
 RATE = 8000
 
@@ -48,11 +49,30 @@ def test_round_trip_through_file(tmp_path, compression, dtype):
     np.testing.assert_array_equal(np.round(y * 32768), np.round(x * 32768))
 
 
+@pytest.mark.parametrize(("compression", "large"), [("zstd", 3), ("lz4", 2)])
+def test_small_datasets_are_zstd_and_large_ones_the_chosen_codec(tmp_path, compression, large):
+    # bitshuffle's parameters: (..., compressor, level); compressor 2 is lz4, 3 is zstd
+    representation = msfreq.encode(music_like(20 * 44100, 44100, 1, seed=2), 44100)
+    path = msfreq.save(representation, tmp_path / "a.h5", compression=compression)
+    codecs = {}
+    with h5py.File(path, "r") as handle:
+        for band in representation.grid.bands:
+            dataset = handle[dataset_name(band)]
+            parameters = dataset.id.get_create_plist().get_filter_by_id(32008)[1]
+            small = dataset.size * dataset.dtype.itemsize <= SMALL_DATASET_BYTES
+            codecs[band.name] = (small, parameters[4], parameters[5] if len(parameters) > 5 else None)
+    assert {codec for codec in codecs.values() if codec[0]} == {(True, 3, 9)}
+    assert {codec[1] for codec in codecs.values() if not codec[0]} == {large}
+    loaded = msfreq.load(path)
+    for name in representation.names:
+        np.testing.assert_array_equal(loaded[name], representation[name])
+
+
 def test_file_is_self_describing(saved):
     path, representation, _ = saved
     with h5py.File(path, "r") as handle:
         assert handle.attrs["format"] == b"msfreq"
-        assert handle.attrs["format_version"] == 2  # no source grid recorded: version 2
+        assert handle.attrs["format_version"] == 3  # lz4 (the default) came with version 3
         assert sorted(handle["octaves"]) == [f"{j:02d}" for j in range(representation.grid.n_octaves)]
         assert sorted(handle["residuals"]) == ["high", "low"]
         octave = handle["octaves/03"]

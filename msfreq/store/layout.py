@@ -165,11 +165,12 @@ def filters_for(compression: str, nbytes: int | None = None) -> dict:
                 "fletcher32": True}
     import hdf5plugin  # registers the filters with HDF5 (also done on import of msfreq.store)
 
+    small = nbytes is not None and nbytes <= SMALL_DATASET_BYTES
+    if small:  # lz4 too: a small dataset's bytes matter more than the milliseconds
+        return {**hdf5plugin.Bitshuffle(cname="zstd", clevel=_ZSTD_LEVEL_SMALL), "fletcher32": True}
     if compression == "lz4":
         return {**hdf5plugin.Bitshuffle(cname="lz4"), "fletcher32": True}
-    small = nbytes is not None and nbytes <= SMALL_DATASET_BYTES
-    level = _ZSTD_LEVEL_SMALL if small else _ZSTD_LEVEL
-    return {**hdf5plugin.Bitshuffle(cname="zstd", clevel=level), "fletcher32": True}
+    return {**hdf5plugin.Bitshuffle(cname="zstd", clevel=_ZSTD_LEVEL), "fletcher32": True}
 
 
 def filter_ids(compression: str) -> tuple[int, ...] | None:
@@ -303,7 +304,7 @@ class Header:
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "tone.h5"
     >>> _ = msfreq.save(msfreq.encode(np.zeros(8000), 8000), path)
     >>> msfreq.read_header(path)  # doctest: +ELLIPSIS
-    Header(tone.h5: 1.000 s, 8000 Hz, 1 channel(s), 7 octaves x 48 bins, complex64 float, zstd, v2)
+    Header(tone.h5: 1.000 s, 8000 Hz, 1 channel(s), 7 octaves x 48 bins, complex64 float, lz4, v3)
     """
 
     path: Path

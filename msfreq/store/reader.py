@@ -442,7 +442,7 @@ def read_header(path: str | os.PathLike) -> Header:
     >>> _ = msfreq.save(msfreq.encode(np.zeros((4000, 2)), 8000), path)
     >>> header = msfreq.read_header(path)
     >>> header.n_channels, header.duration, header.format_version
-    (2, 0.5, 2)
+    (2, 0.5, 3)
     """
     path = Path(path)
     with _open(path) as handle:

@@ -191,7 +191,12 @@ def _interrupts(cancel: threading.Event):
 
 def _encode_line(outcome: Outcome) -> str:
     report = outcome.detail
-    exact = {True: "decodes bit-identically", None: "not checked (resampled)",
+    exact = {True: "decodes bit-identically",
+             None: {"resampled": "not checked (resampled)",
+                    "single precision": "not checked bit for bit: a float or lossy source in "
+                                        "single precision (--precision double gives it back "
+                                        "exactly)"
+                    }.get(report.unchecked, "not checked"),
              False: "does not decode bit-identically at this precision"}[report.exact]
     if report.grid_bits is not None:
         exact = f"{report.grid_bits}-bit content, {exact}"

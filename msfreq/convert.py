@@ -48,6 +48,7 @@ from msfreq.scales import Grid, make_grid
 from msfreq.store import Header, Storage, Writer, open_reader, read_header, select_channels
 from msfreq.transform import (
     BLOCK_BYTES,
+    READ_SAMPLES,
     analyze_signal,
     block_schedule,
     synthesize_range,
@@ -88,7 +89,7 @@ class EncodeOptions:
     dtype : {"auto", "complex64", "complex128"}
         ``"auto"``: complex128 for integer sources of 17 to 24 bits (so that they decode
         bit-identically), else complex64 (see :data:`msfreq.params.DEFAULT_FILE_DTYPE`).
-    compression : {"zstd", "gzip", "none"}
+    compression : {"lz4", "zstd", "gzip", "none"}
     sample_rate : int or None
         Resample to this rate first (None: keep the file's rate).
     keep_bits : int or None
@@ -176,10 +177,12 @@ class EncodeReport:
 
     ``exact`` is True when the stored coefficients were checked to decode to exactly the
     source samples, False when they were checked and do not (the precision is too low for
-    the source, e.g. 24-bit audio in complex64), None when no check was possible
-    (resampled).  ``storage`` is ``"levels"`` (integers) or ``"float"``.  ``grid_bits`` is
-    set where the source's samples lay on a coarser grid than its subtype's (e.g. 16 for a
-    24-bit file of 16-bit content) and were stored for that grid.
+    the source, e.g. 24-bit audio in complex64), None when no check was made: ``unchecked``
+    says why (``"resampled"``, or ``"single precision"`` for a float or lossy source on no
+    integer grid in complex64, whose float samples single precision does not give back bit for
+    bit; ``--precision double`` does, checked).  ``storage`` is ``"levels"`` (integers) or
+    ``"float"``.  ``grid_bits`` is set where the source's samples lay on a coarser grid than
+    its subtype's (e.g. 16 for a 24-bit file of 16-bit content) and were stored for that grid.
     """
 
     source: Path
@@ -192,6 +195,7 @@ class EncodeReport:
     exact: bool | None = None
     storage: str = "float"
     grid_bits: int | None = None
+    unchecked: str | None = None
 
 
 @dataclass(frozen=True)
@@ -270,6 +274,23 @@ def file_dtype(info: AudioInfo, options: EncodeOptions, resampled: bool,
     deep = bits is not None and EXACT_BITS["complex64"] < bits <= EXACT_BITS["complex128"]
     exact_wanted = options.keep_bits is None and not resampled
     return np.dtype("complex128" if deep and exact_wanted else "complex64")
+
+
+def _unchecked(info: AudioInfo, grid: Grid, bits: int | None, dtype: np.dtype) -> str | None:
+    """Why an encode does not check that its file decodes to the source bit for bit, or None
+    where it does.  ``bits``: the grid the source's samples lie on (see :func:`_exact_bits`).
+
+    A float or lossy source on no integer grid, in single precision, would not pass: complex64
+    gives samples back to about 2**-22 of full scale, and a float32 sample holds 24 bits of its
+    own size.  Its check would cost a whole synthesis (about 40 % of the encode) to say so, so
+    it is not made, and the file's line says so (with ``--precision double`` such sources do
+    come back bit for bit, and are checked).
+    """
+    if grid.sample_rate != info.sample_rate:
+        return "resampled"
+    if bits is None and np.dtype(dtype) == np.complex64:
+        return "single precision"
+    return None
 
 
 def _exact_bits(info: AudioInfo, grid: int | None) -> int | None:
@@ -408,7 +429,7 @@ def encode_file(
                           block_seconds=options.block_seconds, memory=BLOCK_BYTES) is None:
             reading = read
             if not resampled and (info.integer_bits or 99) > EXACT_BITS["complex64"]:
-                samples = read(0, n_samples)
+                samples = _read_whole(read, n_samples, info.channels)
                 chosen = file_dtype(info, options, resampled, _exact_bits(info, reader.grid_bits()))
                 reading = lambda a, b: samples[a:b]  # noqa: E731
             whole = next(iter(analyze_signal(reading, n_samples, info.channels, grid, chosen,
@@ -439,7 +460,19 @@ def encode_file(
         exact=exact,
         storage=storage.form,
         grid_bits=None if bits == info.integer_bits else bits,
+        unchecked=_unchecked(info, grid, bits, storage.dtype) if exact is None else None,
     )
+
+
+def _read_whole(read, n_samples: int, channels: int) -> np.ndarray:
+    """Samples ``0:n_samples`` as float64, shape (n_samples, channels), read in pieces: what the
+    reader makes of each read (hashing, the grid scan, conversions) stays the size of a piece
+    (measured, 200-s stereo float WAV: peak 1,051 MB in one read, the whole encode)."""
+    samples = np.empty((n_samples, channels))
+    for first in range(0, n_samples, READ_SAMPLES):
+        last = min(first + READ_SAMPLES, n_samples)
+        samples[first:last] = read(first, last)
+    return samples
 
 
 def _write(destination, reader: AudioReader, read, n_samples: int, info: AudioInfo, grid: Grid,
@@ -449,10 +482,11 @@ def _write(destination, reader: AudioReader, read, n_samples: int, info: AudioIn
     ``bits``: the grid the decoded samples must land on; ``recorded``: the same, where a
     decode must be told (it differs from the subtype's depth)."""
     dtype = storage.dtype
+    checking = _unchecked(info, grid, bits, dtype) is None
 
     def advance(done: int, total: int) -> None:
         if progress is not None:
-            progress(done, 2 * total)
+            progress(done, 2 * total if checking else total)
 
     def verified(done: int, total: int) -> None:
         if progress is not None:
@@ -492,7 +526,7 @@ def _write(destination, reader: AudioReader, read, n_samples: int, info: AudioIn
             frames = writer.read
         checksum = reader.checksum()
         exact = None
-        if checksum is not None and grid.sample_rate == info.sample_rate:
+        if checksum is not None and checking:
             fix = _coder(reader, writer, storage.correction_bits) if storage.corrected else None
             decoded = decoded_checksum(frames, n_samples, info.channels, grid, dtype, info.subtype,
                                        block_seconds=options.block_seconds,

@@ -13,8 +13,6 @@ temporary files) and killed if they do not.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import faulthandler
 import multiprocessing
 import os
@@ -33,14 +31,6 @@ __all__ = ["Outcome", "run_jobs", "RECYCLE_BYTES"]
 #: and plan caches of earlier files otherwise add up (measured: a -j 2 batch of ten 2-minute
 #: files peaked 220 MB above its largest file; with this bound, 11 MB).
 RECYCLE_BYTES = 256 * 1024 * 1024
-#: glibc's ``mallopt`` parameters: allocations up to this many bytes come from the heap, and
-#: freed memory stays there for the next job's arrays instead of going back to the system
-#: and coming back as fresh pages, which the kernel zeroes and faults in one by one (measured,
-#: CLI encode of a 200-s stereo file: 0.6-1.4 s of system time without, 0.3-0.6 s with;
-#: 600-s file 10.2 -> 9.2 s; peak memory 3-10 % higher).  A worker hands what it
-#: holds back between jobs (``malloc_trim``).
-_HEAP_ARRAYS_BYTES = 1 << 30
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 #: Seconds a cancelled worker gets to stop cleanly before it is killed.
 _GRACE_SECONDS = 10.0
 #: Progress messages per second and worker, at most.
@@ -97,31 +87,6 @@ class _Reporter:
             self.connection.send(("progress", done, total))
 
 
-def _libc():
-    """glibc, or None elsewhere (other C libraries keep their own allocation policy)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim  # glibc only  # noqa: B018
-    except (OSError, AttributeError):
-        return None
-    return libc
-
-
-def _keep_freed_memory(libc) -> None:
-    """Let this worker reuse the memory its arrays free (see :data:`_HEAP_ARRAYS_BYTES`)."""
-    if libc is not None:
-        libc.mallopt(_M_MMAP_THRESHOLD, _HEAP_ARRAYS_BYTES)
-        libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
-
-
-def _release_memory(libc) -> None:
-    """Give the memory freed by a job back to the system."""
-    if libc is not None:
-        libc.malloc_trim(0)
-
-
 def _quiet(unraisable) -> None:
     """Drop "Exception ignored in ..." reports (h5py's after a full disk, say): the job's
     own one-line outcome already says what went wrong."""
@@ -136,8 +101,6 @@ def _worker(connection, task: Callable, quiet: bool) -> None:
         faulthandler.disable()  # a forked worker may inherit it (pytest's): crashes are outcomes
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGTERM, _on_term)
-    libc = _libc()
-    _keep_freed_memory(libc)
     while True:
         try:
             job = connection.recv()
@@ -151,7 +114,6 @@ def _worker(connection, task: Callable, quiet: bool) -> None:
         except Cancelled:
             connection.send(("cancelled", None))
             return
-        _release_memory(libc)
         # A failed job may leave a library in a bad state (HDF5 after a full disk): the next
         # job gets a fresh worker, as it does when this one has grown.
         leaving = _STOP.is_set() or _rss() > RECYCLE_BYTES or outcome.status == "failed"

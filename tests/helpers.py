@@ -73,18 +73,6 @@ def misbehave(job, progress) -> Outcome:
     return Outcome(job, "done", "", "fine")
 
 
-def allocate(job, progress) -> Outcome:
-    """A batch task that allocates ``job`` bytes, frees them and allocates them again; its
-    detail holds the page faults of the second allocation."""
-    import resource
-
-    np.ones(job, dtype=np.uint8)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    np.ones(job, dtype=np.uint8)
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-    return Outcome(job, "done", "", {"faults": faults})
-
-
 def write_v1(path: Path, representation) -> Path:
     """Write ``representation`` as msfreq 0.1.0 wrote files (format version 1): variable-length
     string attributes, gzip + shuffle + fletcher32, complex datasets, the old object versions."""

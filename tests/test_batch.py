@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
-import subprocess
-import sys
 
 import h5py
 import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
-from helpers import allocate, misbehave, music_like, pcm16, write_audio
+from helpers import misbehave, music_like, pcm16, write_audio
 
 import msfreq
-from msfreq import pool
 from msfreq.batch import Job, Plan, VerifyOptions, decoded_name, display, run_batch
 from msfreq.cli import cli
 from msfreq.errors import FormatError, ParameterError
@@ -180,49 +176,6 @@ def test_crashing_and_hanging_files_do_not_take_the_batch(tmp_path, workers):
     assert "timed out" in by_name["hang.wav"].message
     assert "No space left on device [ENOSPC]" in by_name["enospc.wav"].message
     assert (summary.done, summary.failed, summary.exit_code) == (3, 3, 1)
-
-
-_ALLOCATE_TWICE = """
-import json, resource, sys
-import numpy as np
-from msfreq import pool
-libc = pool._libc()
-if sys.argv[1] == "keep":
-    pool._keep_freed_memory(libc)
-size = 160 * 2**20
-def resident():
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * 4096
-np.ones(size, dtype=np.uint8)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-array = np.ones(size, dtype=np.uint8)
-faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-holding = resident()
-del array
-pool._release_memory(libc)
-print(json.dumps({"faults": faults, "holding": holding, "released": resident()}))
-"""
-
-
-@pytest.mark.skipif(pool._libc() is None, reason="glibc's allocator only")
-def test_workers_reuse_freed_memory_and_give_it_back_between_jobs():
-    # A 160 MB array freed and allocated again: by default glibc maps fresh pages, which the
-    # kernel faults in and zeroes (40,960 pages, or 80 huge ones); a worker reuses the same
-    # pages, and hands them back when the job is done.
-    def measure(mode):
-        result = subprocess.run([sys.executable, "-c", _ALLOCATE_TWICE, mode], capture_output=True,
-                                text=True, check=True)
-        return json.loads(result.stdout)
-
-    default, kept = measure("default"), measure("keep")
-    assert default["faults"] >= 64
-    assert kept["faults"] < 16
-    assert kept["holding"] - kept["released"] > 80 * 2**20
-    size = 160 * 2**20  # and a job in a worker process runs that way
-    outcomes = []
-    pool.run_jobs([size], allocate, workers=1, crashed=lambda job, reason: None,
-                  on_outcome=outcomes.append)
-    assert outcomes[0].detail["faults"] < 16
 
 
 def test_stale_partial_files_are_removed_and_counted(tmp_path):

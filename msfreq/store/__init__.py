@@ -1,10 +1,10 @@
 """The msfreq HDF5 file format: layout, writing, validated reading, atomic files.
 
 Every h5py call of the package lives in this subpackage.  Importing it registers the HDF5
-compression filters of :mod:`hdf5plugin` (the default ``zstd`` pipeline needs them).
+compression filters of :mod:`hdf5plugin` (the default ``lz4`` pipeline and ``zstd`` need them).
 """
 
-import hdf5plugin  # noqa: F401  (registers the bitshuffle/zstd filters with HDF5)
+import hdf5plugin  # noqa: F401  (registers the bitshuffle filter (lz4, zstd) with HDF5)
 
 from msfreq.store.atomic import TEMP_SUFFIX, atomic_path, is_temporary, remove_stale_partials
 from msfreq.store.layout import (

@@ -80,7 +80,7 @@ class Writer:
         correction code must also be given (:meth:`write_corrections`).
     length : int
         Samples of the transform (a multiple of ``grid.hop_unit``).
-    compression : {"zstd", "gzip", "none"}
+    compression : {"lz4", "zstd", "gzip", "none"}
     source : mapping, optional
         Facts about the source audio, stored as ``source_<key>`` root attributes.
     """
@@ -293,7 +293,7 @@ def save(
     ----------
     representation : Representation
     path : path-like
-    compression : {"zstd", "gzip", "none"}, optional
+    compression : {"lz4", "zstd", "gzip", "none"}, optional
         Default :data:`msfreq.params.DEFAULT_COMPRESSION`.
     keep_bits : int, optional
         Round the mantissas to this many bits (smaller files, relative error at most

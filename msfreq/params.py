@@ -63,10 +63,10 @@ EXACT_BITS = {"complex64": 16, "complex128": 24}
 #: hdf5plugin; plain-h5py readers need ``import hdf5plugin``), ``zstd`` (bitshuffle + zstd, the
 #: same plugin), ``gzip`` (shuffle + deflate, opened by every HDF5 reader without plugins) or
 #: ``none``.  With lz4 and zstd, datasets of up to 1 MiB take zstd level 9 (a short file's
-#: bytes matter, its milliseconds do not).  lz4 by default: against zstd, on a 200-s stereo
-#: 16-bit track, CLI encode 2.9 -> 2.1 s, random crops read 2x as fast, files 5.5 % larger
-#: (1.77x the WAV against 1.68x); drum one-shots (small datasets) unchanged (measured:
-#: benchmarks/STORAGE.md).
+#: bytes matter, its milliseconds do not).  lz4 by default: against zstd, on a 3-minute stereo
+#: 16-bit mix, CLI encode 2.56 -> 2.20 s, decode 1.47 -> 1.33 s, random crops 1.5-2.1x as
+#: fast, files 5.5 % larger (1.77x the WAV against 1.68x); drum one-shots (small datasets)
+#: unchanged (measured: benchmarks/STORAGE.md).
 DEFAULT_COMPRESSION = "lz4"
 COMPRESSIONS = ("zstd", "lz4", "gzip", "none")
 #: Beyond this many bins per octave the windows are narrower than any useful analysis.

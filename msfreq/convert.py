@@ -282,7 +282,7 @@ def _unchecked(info: AudioInfo, grid: Grid, bits: int | None, dtype: np.dtype) -
 
     A float or lossy source on no integer grid, in single precision, would not pass: complex64
     gives samples back to about 2**-22 of full scale, and a float32 sample holds 24 bits of its
-    own size.  Its check would cost a whole synthesis (about 40 % of the encode) to say so, so
+    own size.  Its check would cost a whole synthesis (measured: a third of the encode) to say so, so
     it is not made, and the file's line says so (with ``--precision double`` such sources do
     come back bit for bit, and are checked).
     """

@@ -433,7 +433,7 @@ def encode_file(
                 chosen = file_dtype(info, options, resampled, _exact_bits(info, reader.grid_bits()))
                 reading = lambda a, b: samples[a:b]  # noqa: E731
             whole = next(iter(analyze_signal(reading, n_samples, info.channels, grid, chosen,
-                                             memory=BLOCK_BYTES, workers=options.workers)))[2]
+                                             memory=BLOCK_BYTES, workers=options.workers)))[3]
             reading = samples = None
         elif not resampled:
             reader.scan()
@@ -498,7 +498,7 @@ def _write(destination, reader: AudioReader, read, n_samples: int, info: AudioIn
         if whole is not None:
             if any(values is None for values in whole):  # an attempt before used them up
                 whole[:] = next(iter(analyze_signal(read, n_samples, info.channels, grid, dtype,
-                                                    memory=BLOCK_BYTES, workers=options.workers)))[2]
+                                                    memory=BLOCK_BYTES, workers=options.workers)))[3]
             stored = []
             for index in range(len(whole)):
                 stored.append(storage.to_stored(index, whole[index]))
@@ -513,16 +513,17 @@ def _write(destination, reader: AudioReader, read, n_samples: int, info: AudioIn
                 picked = stored[index][channel : channel + 1, :, first:stop]
                 return storage.from_stored(index, band, picked)
         else:
-            for first, stop, arrays in analyze_signal(
+            for first, stop, channels, arrays in analyze_signal(
                 read, n_samples, info.channels, grid, dtype,
                 block_seconds=options.block_seconds, memory=BLOCK_BYTES, workers=options.workers,
             ):
                 stored = [storage.to_stored(index, values) for index, values in enumerate(arrays)]
                 if any(values is None for values in stored):
                     raise _Retry
-                writer.write(first, stop, stored)
+                writer.write(first, stop, stored, channels)
                 del stored
-                advance(stop, units)
+                if (channels.stop or info.channels) == info.channels:  # the block's last part
+                    advance(stop, units)
             frames = writer.read
         checksum = reader.checksum()
         exact = None

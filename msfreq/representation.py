@@ -487,11 +487,11 @@ def encode(
     n_samples, channels = array.shape
     units = transform_units(n_samples, grid)
     arrays = None
-    for first, stop, block in analyze_signal(
+    for first, stop, part, block in analyze_signal(
         lambda a, b: array[a:b], n_samples, channels, grid, complex_dtype,
         block_seconds=block_seconds, workers=workers,
     ):
-        if first == 0 and stop == units:
+        if first == 0 and stop == units and block[0].shape[0] == channels:
             arrays = list(block)
         else:
             if arrays is None:
@@ -504,8 +504,8 @@ def encode(
                 ]
             for band, target, values in zip(grid.bands, arrays, block, strict=True):
                 per_unit = grid.hop_unit // band.hop
-                target[:, :, first * per_unit : stop * per_unit] = values
-        if progress is not None:
+                target[part, :, first * per_unit : stop * per_unit] = values
+        if progress is not None and (part.stop or channels) == channels:
             progress(stop, units)
     return Representation(
         {band.name: values for band, values in zip(grid.bands, arrays, strict=True)},

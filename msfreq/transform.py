@@ -33,6 +33,7 @@ from msfreq.scales import Grid
 __all__ = [
     "MARGIN_UNITS",
     "BLOCK_BYTES",
+    "MIN_BLOCK_UNITS",
     "analyze",
     "synthesize",
     "transform_units",
@@ -143,59 +144,97 @@ def analyze(signal: np.ndarray, plan: Plan, *, workers: int | None = None) -> li
     """
     channels = signal.shape[0]
     real = np.finfo(plan.dtype).dtype
+    # A mono signal's one-row real bands (the high residual: a third as many frames as
+    # samples) are the inverse FFT's own output, not a copy of it.
+    own = [channels == 1 and layout.real and layout.band.n_bins == 1 for layout in plan.layouts]
     outputs = [
-        np.empty(
-            (channels, layout.band.n_bins, layout.frames), dtype=real if layout.real else plan.dtype
-        )
-        for layout in plan.layouts
+        None if mine else np.empty((channels, layout.band.n_bins, layout.frames),
+                                   dtype=real if layout.real else plan.dtype)
+        for layout, mine in zip(plan.layouts, own, strict=True)
     ]
     for channel in range(channels):
-        # Scales folded into the FFTs' norms: the spectrum carries 2 / length (norm="forward",
-        # then x2 on the half spectrum), the inverse FFTs none, so a complex row comes out as
-        # 2 / hop * (1 / frames) * sum = analysis_scale * ifft, in place, with no pass over
-        # the coefficients afterwards; real rows take their 1 / hop with one halving.
-        spectrum = fft.rfft(signal[channel].astype(real, copy=False), norm="forward",
-                            scale=2.0, workers=workers)
-        for index, (layout, output) in enumerate(zip(plan.layouts, outputs, strict=True)):
-            frames = layout.frames
-            for rows in layout.row_groups(GROUP_COEFFICIENTS):
-                if layout.real:
-                    # only positions 0 .. frames // 2 are read (the inverse real FFT below)
-                    folded = np.zeros((rows.stop - rows.start, frames // 2 + 1), dtype=plan.dtype)
-                    for row, target in zip(range(rows.start, rows.stop), folded, strict=True):
-                        first, width = int(layout.starts[row]), int(layout.widths[row])
-                        if not width:
-                            continue
-                        values = spectrum[first : first + width] * layout.weights[row, :width]
-                        # Negative-frequency mirror first; the direct values then overwrite the
-                        # self-conjugate points (DC, Nyquist), which must be counted once.
-                        mirror = (-(first + width - 1)) % frames
-                        _place_half(target, mirror, values[::-1], frames, conjugate=True)
-                        _place_half(target, first % frames, values, frames)
-                else:
-                    # Straight into the output rows: each row's window values, multiplied in
-                    # place where they fall, and zeros around them (one pass over the row).
-                    folded = output[channel, rows]
-                    for row, target in zip(range(rows.start, rows.stop), folded, strict=True):
-                        _weigh_into(target, spectrum, int(layout.starts[row]),
-                                    layout.weights[row, : int(layout.widths[row])])
-                if layout.real:
-                    # Hermitian by construction: the inverse real FFT of its first half is the
-                    # real part of the inverse FFT, at half the work (the high residual is one
-                    # row with a third as many frames as samples)
-                    for row, target in zip(range(rows.start, rows.stop), folded, strict=True):
-                        result = fft.irfft(target, frames, norm="forward", scale=0.5,
-                                           workers=workers)
-                        if output.shape[:2] == (1, 1):  # the row is the band: no copy
-                            outputs[index] = result[None, None]
-                        else:
-                            output[channel, row] = result
-                    continue
-                result = sp_fft.ifft(folded, axis=1, norm="forward", overwrite_x=True,
-                                     workers=workers)
+        spectrum = _spectrum(signal[channel], plan, workers)
+        made = _analyze_spectrum(spectrum, plan,
+                                 [None if output is None else output[channel] for output in outputs],
+                                 workers=workers)
+    for index, mine in enumerate(own):
+        if mine:
+            outputs[index] = made[index][None, None]
+    return outputs
+
+
+def _spectrum(samples: np.ndarray, plan: Plan, workers: int | None) -> np.ndarray:
+    """The half spectrum of one channel's ``samples``, scaled for :func:`_analyze_spectrum`."""
+    # Scales folded into the FFTs' norms: the spectrum carries 2 / length (norm="forward",
+    # then x2 on the half spectrum), the inverse FFTs none, so a complex row comes out as
+    # 2 / hop * (1 / frames) * sum = analysis_scale * ifft, in place, with no pass over the
+    # coefficients afterwards; real rows take their 1 / hop with one halving.
+    real = np.finfo(plan.dtype).dtype
+    return fft.rfft(samples.astype(real, copy=False), norm="forward", scale=2.0, workers=workers)
+
+
+def _analyze_spectrum(spectrum: np.ndarray, plan: Plan, outputs: list[np.ndarray | None], *,
+                      keep: tuple[int, int] | None = None,
+                      workers: int | None = None) -> list[np.ndarray | None]:
+    """Write the coefficients of one channel, from its half ``spectrum`` (:func:`_spectrum`),
+    into ``outputs`` (per band, shape (n_bins, kept frames)).  Where an output is None (for a
+    band of one real row only), the row is returned instead, in a list by band.
+
+    ``keep = (first_unit, stop_unit)`` keeps only the frames of those hop units (a block's
+    middle, without its margins): the rows are then transformed in a scratch buffer of at most
+    :data:`GROUP_COEFFICIENTS` values, so the whole band is never held."""
+    units = plan.length // plan.grid.hop_unit
+    first_unit, stop_unit = (0, units) if keep is None else keep
+    made: list[np.ndarray | None] = [None] * len(outputs)
+    for index, (layout, output) in enumerate(zip(plan.layouts, outputs, strict=True)):
+        frames = layout.frames
+        per_unit = frames // units
+        low, high = first_unit * per_unit, stop_unit * per_unit
+        whole = (low, high) == (0, frames)
+        scratch = None
+        for rows in layout.row_groups(GROUP_COEFFICIENTS):
+            count = rows.stop - rows.start
+            if layout.real:
+                # only positions 0 .. frames // 2 are read (the inverse real FFT below)
+                folded = np.zeros((count, frames // 2 + 1), dtype=plan.dtype)
+                for row, target in zip(range(rows.start, rows.stop), folded, strict=True):
+                    first, width = int(layout.starts[row]), int(layout.widths[row])
+                    if not width:
+                        continue
+                    values = spectrum[first : first + width] * layout.weights[row, :width]
+                    # Negative-frequency mirror first; the direct values then overwrite the
+                    # self-conjugate points (DC, Nyquist), which must be counted once.
+                    mirror = (-(first + width - 1)) % frames
+                    _place_half(target, mirror, values[::-1], frames, conjugate=True)
+                    _place_half(target, first % frames, values, frames)
+                # Hermitian by construction: the inverse real FFT of its first half is the
+                # real part of the inverse FFT, at half the work (the high residual is one row
+                # with a third as many frames as samples)
+                for row, target in zip(range(rows.start, rows.stop), folded, strict=True):
+                    result = fft.irfft(target, frames, norm="forward", scale=0.5, workers=workers)
+                    if output is None:
+                        made[index] = result[low:high]
+                    else:
+                        output[row] = result[low:high]
+                continue
+            if whole:
+                # Straight into the output rows: each row's window values, multiplied in place
+                # where they fall, and zeros around them (one pass over the row).
+                folded = output[rows]
+            else:
+                if scratch is None:
+                    scratch = np.empty((count, frames), dtype=plan.dtype)
+                folded = scratch[:count]
+            for row, target in zip(range(rows.start, rows.stop), folded, strict=True):
+                _weigh_into(target, spectrum, int(layout.starts[row]),
+                            layout.weights[row, : int(layout.widths[row])])
+            result = sp_fft.ifft(folded, axis=1, norm="forward", overwrite_x=True, workers=workers)
+            if whole:
                 if not np.shares_memory(result, folded):  # pocketfft works in place
                     folded[...] = result
-    return outputs
+            else:
+                output[rows] = result[:, low:high]
+    return made
 
 
 def _weigh_into(target: np.ndarray, spectrum: np.ndarray, first: int, weights: np.ndarray) -> None:
@@ -269,7 +308,8 @@ def synthesize(
         # spectrum[:written] holds the sum so far: each row's values are added where rows
         # before it reached and written where none did (one pass instead of zeros and a sum)
         written = 0
-        for layout, band_coefficients in zip(plan.layouts, coefficients, strict=True):
+        for index, layout in enumerate(plan.layouts):
+            band_coefficients = coefficients[index]
             expected = (channels, layout.band.n_bins, layout.frames)
             if band_coefficients.shape != expected:
                 raise ParameterError(
@@ -296,6 +336,11 @@ def synthesize(
                     written = _accumulate(spectrum, written, first,
                                           _take(source, first % frames, width),
                                           layout.weights[row, :width])
+                # each group's arrays go before the next group's are made, each band's before
+                # the next band is read (a lazy sequence of bands, as the block path passes,
+                # then holds one band at a time)
+                values_of = periodic = source = None
+            band_coefficients = None
         spectrum[written:] = 0
         result = fft.irfft(spectrum, plan.length, norm="forward", scale=0.5, workers=workers)
         del spectrum
@@ -349,9 +394,13 @@ class BlockSchedule:
         Hop units each block contributes (the last block may contribute fewer).
     margin_units : int
         Overlap on each side of a block, in hop units.
+    shared_reads : bool
+        Read each block's samples once for all channels (else once per channel, which holds
+        one channel's samples only).
     """
 
-    def __init__(self, grid: Grid, units: int, block_units: int, margin_units: int) -> None:
+    def __init__(self, grid: Grid, units: int, block_units: int, margin_units: int, *,
+                 shared_reads: bool = True) -> None:
         if block_units < 1 or margin_units < 0:
             raise ParameterError(
                 f"block_units must be >= 1 and margin_units >= 0, got {block_units}, {margin_units}"
@@ -362,6 +411,7 @@ class BlockSchedule:
         # The span (block plus margins) is an FFT-friendly number of hop units.
         self._span_units = int(sp_fft.next_fast_len(block_units + 2 * margin_units))
         self._block_units = self._span_units - 2 * self._margin_units
+        self.shared_reads = bool(shared_reads)
 
     @property
     def grid(self) -> Grid:
@@ -401,14 +451,27 @@ class BlockSchedule:
         return get_plan(self.grid, self.span_units * self.grid.hop_unit, dtype)
 
 
-#: Memory a block may take, in bytes (the block's coefficients for every channel and the
-#: transform of one channel over the block and its margins); see :func:`block_schedule`.
+#: Memory a block may take, in bytes (what one channel's part of a block keeps, or the
+#: decoded samples of all channels, and the transform of one channel over the block and its
+#: margins); see :func:`block_schedule`.
 BLOCK_BYTES = 560 * 2**20
-#: Bytes per sample and channel that a block keeps (coefficients and their stored form), and
-#: that transforming one channel takes (signal, spectrum, coefficients, temporaries):
-#: measured peaks, rounded up (README, "Long files").
+#: Bytes per sample, for complex64 (twice as many for complex128): what a signal transformed
+#: whole takes per sample and channel (coefficients of all channels, their stored form, the
+#: transform's temporaries); what one channel's part of a block keeps per sample of the block
+#: (coefficients, their stored form); what transforming one channel takes per sample of the
+#: span (signal, half spectrum, the four-step FFT's temporaries: the coefficients of the
+#: margins are never held); and what decoding holds per sample and channel of a block (the
+#: samples, their converted and checked forms).  Measured peaks, rounded up (README, "Long
+#: files").
+_WHOLE_BYTES = 48
 _KEPT_BYTES = 24
-_WORK_BYTES = 24
+_WORK_BYTES = 22
+_SAMPLE_BYTES = 12
+#: The shortest block, in hop units, whatever the budget: at 24-bit 192 kHz (double
+#: precision) the margins' transform alone exceeds :data:`BLOCK_BYTES`, and blocks a unit
+#: long would spend 65 of every 66 transformed samples on margins (measured 0.08x real time
+#: for 8 channels); with this floor the span is at most 5 times the block.
+MIN_BLOCK_UNITS = MARGIN_UNITS // 2
 
 
 def block_schedule(
@@ -437,20 +500,34 @@ def block_schedule(
     margins = 2 * MARGIN_UNITS * grid.hop_unit
     if block_seconds is None and memory is not None:
         width = np.dtype(dtype).itemsize / 8  # the figures below are for complex64
-        kept, work = _KEPT_BYTES * width, _WORK_BYTES * width
-        whole = units * grid.hop_unit * channels * (kept + work)
+        kept = max(_KEPT_BYTES, channels * _SAMPLE_BYTES) * width
+        work = _WORK_BYTES * width
+        whole = units * grid.hop_unit * channels * _WHOLE_BYTES * width
         if whole <= memory and units * grid.hop_unit <= BLOCK_SECONDS * grid.sample_rate * 1.5:
             return None
-        room = (memory - margins * work) / (channels * kept + work)
-        seconds = min(BLOCK_SECONDS, max(room, grid.hop_unit) / grid.sample_rate)
+        # Reading a block once for all channels holds the other channels' samples too; worth
+        # it (a compressed source is decoded once per block instead of once per channel)
+        # where their margins take at most half the budget.
+        others = (channels - 1) * np.dtype(dtype).itemsize // 2
+        shared = margins * (work + others) <= memory / 2
+        if shared:
+            work += others
+        room = (memory - margins * work) / (kept + work)
+        seconds = min(BLOCK_SECONDS, max(room, MIN_BLOCK_UNITS * grid.hop_unit) / grid.sample_rate)
     else:
+        whole, shared = None, True
         seconds = BLOCK_SECONDS if block_seconds is None else float(block_seconds)
         if not seconds > 0:
             raise ParameterError(f"block_seconds must be > 0, got {block_seconds!r}")
     block_units = max(int(seconds * grid.sample_rate // grid.hop_unit), 1)
     if units <= block_units + 2 * MARGIN_UNITS:
+        if whole is not None and whole > memory:
+            # Too short for blocks to pay, too large to transform every channel at once: the
+            # whole signal as one block without margins, one channel at a time (exactly the
+            # whole-signal transform).
+            return BlockSchedule(grid, units, units, 0, shared_reads=False)
         return None
-    return BlockSchedule(grid, units, block_units, MARGIN_UNITS)
+    return BlockSchedule(grid, units, block_units, MARGIN_UNITS, shared_reads=shared)
 
 
 #: Samples read at a time when filling a block (bounds the reader's temporary arrays).
@@ -497,8 +574,8 @@ def analyze_blocks(
     dtype: np.dtype,
     *,
     workers: int | None = None,
-) -> Iterator[tuple[int, int, list[np.ndarray]]]:
-    """Transform a long signal block by block.
+) -> Iterator[tuple[int, int, slice, list[np.ndarray]]]:
+    """Transform a long signal block by block, one channel of a block at a time.
 
     Parameters
     ----------
@@ -512,9 +589,11 @@ def analyze_blocks(
     ------
     first_unit, stop_unit : int
         The hop units this block covers.
+    channels : slice
+        The channel this part holds (each block comes one channel at a time, in order).
     coefficients : list of ndarray
-        Per band, shape ``(channels, n_bins, (stop_unit - first_unit) * hop_unit / hop)``.
-        The list is emptied when the next block is asked for: keep copies, not the list.
+        Per band, shape ``(1, n_bins, (stop_unit - first_unit) * hop_unit / hop)``.
+        The list is emptied when the next part is asked for: keep copies, not the list.
     """
     grid = schedule.grid
     unit = grid.hop_unit
@@ -524,25 +603,35 @@ def analyze_blocks(
     real = np.finfo(dtype).dtype
     for first, stop in schedule.blocks:
         begin = first * unit - margin
-        kept = [
-            np.empty((channels, layout.band.n_bins, (stop - first) * (unit // layout.band.hop)),
-                     dtype=layout.band.coefficient_dtype(dtype))
-            for layout in plan.layouts
-        ]
+        keep = (schedule.margin_units, schedule.margin_units + stop - first)
+        shared = None
+        if schedule.shared_reads:
+            shared = _circular_read(read, begin, begin + plan.length, period, n_samples, channels,
+                                    real)
         for channel in range(channels):  # one channel at a time: memory for one span only
-            block = _circular_read(read, begin, begin + plan.length, period, n_samples, channels,
-                                   real, channel=channel)
-            coefficients = analyze(block, plan, workers=workers)
+            if shared is None:
+                block = _circular_read(read, begin, begin + plan.length, period, n_samples,
+                                       channels, real, channel=channel)[0]
+            else:
+                block = shared[channel]
+            spectrum = _spectrum(block, plan, workers)
             del block
-            for layout, values, target in zip(plan.layouts, coefficients, kept, strict=True):
-                per_unit = unit // layout.band.hop
-                offset = schedule.margin_units * per_unit
-                target[channel] = values[0, :, offset : offset + (stop - first) * per_unit]
-            del coefficients
-        yield first, stop, kept
-        # Free this block's arrays before the next is computed, even if the caller still
-        # holds the list (its loop variable does until the next item arrives).
-        kept.clear()
+            if shared is not None and channel == channels - 1:
+                shared = None
+            kept = [
+                np.empty((1, layout.band.n_bins, (stop - first) * (unit // layout.band.hop)),
+                         dtype=layout.band.coefficient_dtype(dtype))
+                for layout in plan.layouts
+            ]
+            # only the block's frames are computed into place: the margins' coefficients
+            # are never held
+            _analyze_spectrum(spectrum, plan, [values[0] for values in kept], keep=keep,
+                              workers=workers)
+            del spectrum
+            yield first, stop, slice(channel, channel + 1), kept
+            # Free this part's arrays before the next is computed, even if the caller still
+            # holds the list (its loop variable does until the next item arrives).
+            kept.clear()
 
 
 def synthesize_blocks(
@@ -587,24 +676,35 @@ def synthesize_blocks(
             continue
         out = np.empty((channels, end - start), dtype=np.finfo(dtype).dtype)
         for channel in range(channels):
-            coefficients = []
-            for index, layout in enumerate(plan.layouts):
-                per_unit = unit // layout.band.hop
-
-                def read_band(a: int, b: int, index: int = index, channel: int = channel) -> np.ndarray:
-                    return read(index, a, b, channel)
-
-                coefficients.append(
-                    _circular_frames(
-                        read_band, begin * per_unit, (begin + schedule.span_units) * per_unit,
-                        schedule.units * per_unit,
-                    )
-                )
-            signal = synthesize(coefficients, plan, workers=workers)
-            del coefficients
+            signal = synthesize(_SpanBands(read, plan, channel, begin, schedule.units), plan,
+                                workers=workers)
             out[channel] = signal[0, low : low + end - start]
             del signal
         yield start, out
+
+
+class _SpanBands(Sequence):
+    """The coefficients of one channel over a span of hop units, band by band, each read
+    when :func:`synthesize` comes to it (so a span's bands are never all held at once)."""
+
+    def __init__(self, read: Callable[[int, int, int, int], np.ndarray], plan: Plan, channel: int,
+                 begin: int, units: int) -> None:
+        self._read, self._plan, self._channel = read, plan, channel
+        self._begin, self._units = begin, units
+
+    def __len__(self) -> int:
+        return len(self._plan.layouts)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        plan = self._plan
+        per_unit = plan.layouts[index].frames * plan.grid.hop_unit // plan.length
+
+        def read_band(a: int, b: int) -> np.ndarray:
+            return self._read(index, a, b, self._channel)
+
+        span = plan.length // plan.grid.hop_unit
+        return _circular_frames(read_band, self._begin * per_unit, (self._begin + span) * per_unit,
+                                self._units * per_unit)
 
 
 def _circular_frames(
@@ -625,7 +725,7 @@ def analyze_signal(
     block_seconds: float | None = None,
     memory: int | None = None,
     workers: int | None = None,
-) -> Iterator[tuple[int, int, list[np.ndarray]]]:
+) -> Iterator[tuple[int, int, slice, list[np.ndarray]]]:
     """Transform a signal that ``read`` gives access to: whole if short, else in blocks.
 
     Parameters
@@ -644,8 +744,12 @@ def analyze_signal(
     ------
     first_unit, stop_unit : int
         Hop units covered, in order, together covering ``transform_units(n_samples, grid)``.
+    channels : slice
+        The channels of this part: all of them for a signal transformed whole, one at a time
+        (in order) for each block of a long one.
     coefficients : list of ndarray
-        Per band, shape ``(channels, n_bins, (stop_unit - first_unit) * hop_unit / hop)``.
+        Per band, shape ``(channels in the part, n_bins, (stop_unit - first_unit) * hop_unit /
+        hop)``.
     """
     schedule = block_schedule(grid, n_samples, channels, dtype=dtype, block_seconds=block_seconds,
                               memory=memory)
@@ -655,7 +759,7 @@ def analyze_signal(
     units = transform_units(n_samples, grid)
     length = units * grid.hop_unit
     padded = _circular_read(read, 0, length, length, n_samples, channels, np.finfo(dtype).dtype)
-    yield 0, units, analyze(padded, get_plan(grid, length, dtype), workers=workers)
+    yield 0, units, slice(0, channels), analyze(padded, get_plan(grid, length, dtype), workers=workers)
 
 
 def synthesize_signal(
@@ -757,16 +861,7 @@ def synthesize_range(
     if kept <= 0:
         return out
     for channel in range(channels):
-        coefficients = []
-        for index, band in enumerate(grid.bands):
-            per_unit = unit // band.hop
-
-            def read_band(a: int, b: int, index: int = index, channel: int = channel) -> np.ndarray:
-                return read(index, a, b, channel)
-
-            coefficients.append(_circular_frames(read_band, begin * per_unit,
-                                                 (begin + span) * per_unit, units * per_unit))
-        signal = synthesize(coefficients, plan, workers=workers)
+        signal = synthesize(_SpanBands(read, plan, channel, begin, units), plan, workers=workers)
         offset = start - begin * unit
         out[channel, :kept] = signal[0, offset : offset + kept]
     return out

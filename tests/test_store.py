@@ -378,3 +378,29 @@ def test_plain_rounding_codes_would_not_survive_a_nudge():
     codes = correction_codes(decoded, source, unit, 0.05)
     assert np.array_equal(apply_corrections(nudged, codes, unit), source)
     assert np.array_equal(apply_corrections(decoded - 0.04 * unit, codes, unit), source)
+
+
+@pytest.mark.parametrize("parts", [[0, 1], [1, 0], [0], [0, 0]])
+def test_writes_channel_by_channel(tmp_path, saved, parts):
+    """Blocks come one channel at a time: each part lands in its channel, and a file missing
+    a channel's part is refused."""
+    _, representation, _ = saved
+    units = representation.length // representation.grid.hop_unit
+    writing = msfreq.store.Writer(tmp_path / "x.h5", representation.grid, representation.n_samples, 2,
+                                  storage=Storage(np.dtype("complex64")), length=representation.length,
+                                  compression="zstd")
+    if sorted(parts) != [0, 1]:
+        with pytest.raises(RuntimeError, match="hop units written"), writing as writer:
+            for _ in parts:
+                writer.write(0, units, [representation[name][:1] for name in representation.names],
+                             slice(0, 1))
+        assert list(tmp_path.iterdir()) == []
+        return
+    with writing as writer:
+        for channel in parts:
+            picked = slice(channel, channel + 1)
+            writer.write(0, units, [representation[name][picked] for name in representation.names],
+                         picked)
+    loaded = msfreq.load(tmp_path / "x.h5")
+    for name in representation.names:
+        assert np.array_equal(loaded[name], representation[name])

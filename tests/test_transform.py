@@ -441,3 +441,90 @@ def test_real_rows_both_ways_are_exact(rate, bins, lower_half, dtype, rng):
     x = rng.standard_normal((2, plan.length))
     y = synthesize(analyze(x, plan), plan)
     assert snr_db(x.T, y.T) >= required_snr(dtype)
+
+
+def test_block_parts_come_one_channel_at_a_time_and_match_the_whole_blocks():
+    rate, bins = 8000, 12
+    x = music_like(30 * rate + 5, rate, 3, seed=2)
+    grid = make_grid(rate, TransformParams(bins_per_octave=bins))
+    schedule = msfreq.transform.block_schedule(grid, x.shape[0], 3, block_seconds=2.0)
+    assert schedule is not None and len(schedule.blocks) >= 3
+    whole = msfreq.encode(x, rate, bins_per_octave=bins, block_seconds=2.0)
+    seen = []
+    for first, stop, channels, arrays in msfreq.transform.analyze_blocks(
+        lambda a, b: x[a:b], x.shape[0], 3, schedule, np.dtype("complex64")
+    ):
+        seen.append((first, stop, channels))
+        for band, values in zip(grid.bands, arrays, strict=True):
+            per_unit = grid.hop_unit // band.hop
+            expected = whole[band.name][channels, :, first * per_unit : stop * per_unit]
+            assert np.array_equal(values, expected)
+    assert seen == [(first, stop, slice(c, c + 1)) for first, stop in schedule.blocks for c in range(3)]
+
+
+@pytest.mark.parametrize("direction", ["analysis", "synthesis"])
+def test_a_block_never_holds_the_coefficients_of_its_margins(direction):
+    """The span of a block (the block and 66 s of margins) is transformed holding its signal,
+    half spectrum and FFT temporaries, about 12 bytes per sample in single precision; holding
+    every band's coefficients of the span, as 0.5.0 did, takes 23 (measured)."""
+    import tracemalloc
+
+    grid = make_grid(44100, TransformParams())
+    n_samples = 200 * 44100
+    schedule = msfreq.transform.block_schedule(grid, n_samples, 1, block_seconds=30.0)
+    dtype = np.dtype("complex64")
+    plan = schedule.plan(dtype)  # built (and cached) before measuring
+    span = plan.length
+    tracemalloc.start()
+    try:
+        if direction == "analysis":
+            parts = msfreq.transform.analyze_blocks(lambda a, b: np.zeros((b - a, 1)), n_samples, 1,
+                                                    schedule, dtype)
+            held = sum(values.nbytes for values in next(parts)[3])
+        else:
+            def read(index, a, b, channel):
+                band = grid.bands[index]
+                return np.zeros((1, band.n_bins, b - a), dtype=band.coefficient_dtype(dtype))
+
+            held = next(msfreq.transform.synthesize_blocks(read, n_samples, 1, schedule, dtype))[1].nbytes
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (peak - held) / span < 16
+
+
+def test_schedules_for_sources_whose_margins_exceed_the_budget():
+    """24-bit 192 kHz sources (double precision): the margins alone take more than the block
+    budget; blocks stay at least MIN_BLOCK_UNITS long (0.5.0 cut them to 2 units, 66 of every
+    68 samples transformed being margins), and a file shorter than a block and its margins,
+    too large for all channels at once, is transformed whole one channel at a time."""
+    grid = make_grid(192000, TransformParams())
+    budget = msfreq.transform.BLOCK_BYTES
+    long = msfreq.transform.block_schedule(grid, 600 * 192000, 8, dtype="complex128", memory=budget)
+    assert long.block_units >= msfreq.transform.MIN_BLOCK_UNITS
+    assert long.margin_units == msfreq.transform.MARGIN_UNITS
+    short = msfreq.transform.block_schedule(grid, 50 * 192000, 8, dtype="complex128", memory=budget)
+    assert (short.margin_units, short.blocks) == (0, [(0, short.units)])
+    assert short.span_units == transform_units(50 * 192000, grid)
+    # small enough for all channels at once: whole, as before
+    assert msfreq.transform.block_schedule(grid, 5 * 192000, 2, dtype="complex128", memory=budget) is None
+
+
+def test_a_signal_without_margins_is_the_whole_transform_channel_by_channel():
+    rate = 8000
+    x = music_like(6 * rate + 9, rate, 2, seed=4)
+    grid = make_grid(rate, TransformParams(bins_per_octave=12))
+    units = transform_units(x.shape[0], grid)
+    schedule = msfreq.transform.BlockSchedule(grid, units, units, 0)
+    whole = msfreq.encode(x, rate, bins_per_octave=12, dtype="complex128")
+    seen = []
+    for first, stop, channels, arrays in msfreq.transform.analyze_blocks(
+        lambda a, b: x[a:b], x.shape[0], 2, schedule, np.dtype("complex128")
+    ):
+        seen.append((first, stop, channels))
+        for band, values in zip(grid.bands, arrays, strict=True):
+            assert np.array_equal(values, whole[band.name][channels])
+    assert seen == [(0, units, slice(0, 1)), (0, units, slice(1, 2))]
+    read = lambda index, a, b, channel: whole[grid.bands[index].name][channel : channel + 1, :, a:b]  # noqa: E731
+    (start, y), = msfreq.transform.synthesize_blocks(read, x.shape[0], 2, schedule, np.dtype("complex128"))
+    assert start == 0 and np.array_equal(y.T, msfreq.decode(whole))

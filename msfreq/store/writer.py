@@ -106,7 +106,7 @@ class Writer:
         filters_for(compression)  # refuses an unknown name before anything is written
         self.compression = compression
         self.source = dict(source or {})
-        self._written = 0
+        self._written = np.zeros(self.n_channels, dtype=np.int64)  # hop units, per channel
         self._corrected = 0
         self._exact: bool | None = None
         self._root: dict[str, object] = {}
@@ -197,7 +197,8 @@ class Writer:
         self._file[CORRECTIONS][:, start : start + codes.shape[1]] = codes
         self._corrected = start + codes.shape[1]
 
-    def write(self, first_unit: int, stop_unit: int, stored: Sequence[np.ndarray]) -> None:
+    def write(self, first_unit: int, stop_unit: int, stored: Sequence[np.ndarray],
+              channels: slice | None = None) -> None:
         """Write the frames of hop units ``first_unit:stop_unit`` of every band.
 
         Parameters
@@ -206,11 +207,18 @@ class Writer:
         stored : sequence of ndarray
             One per band in the grid's order, in the storage's form, covering
             ``(stop_unit - first_unit) * hop_unit / hop`` frames.
+        channels : slice, optional
+            The channels ``stored`` holds (default: all).
         """
+        picked = slice(0, self.n_channels) if channels is None else channels
+        count = len(range(*picked.indices(self.n_channels)))
         for band, values in zip(self.grid.bands, stored, strict=True):
+            if values.shape[0] != count:
+                raise RuntimeError(f"{self.path}: internal: {values.shape[0]} channels given "
+                                   f"for {count}")
             per_unit = self.grid.hop_unit // band.hop
-            self._file[dataset_name(band)][:, :, first_unit * per_unit : stop_unit * per_unit] = values
-        self._written += stop_unit - first_unit
+            self._file[dataset_name(band)][picked, :, first_unit * per_unit : stop_unit * per_unit] = values
+        self._written[picked] += stop_unit - first_unit
 
     def read(self, index: int, first: int, stop: int, channel: int) -> np.ndarray:
         """Return the coefficients of band ``index``, frames ``first:stop`` of one channel,
@@ -254,8 +262,9 @@ class Writer:
 
     def __exit__(self, kind, error, traceback) -> None:
         expected = self.length // self.grid.hop_unit
-        if error is None and self._written != expected:
-            error = RuntimeError(f"{self.path}: internal: {self._written} of {expected} hop units written")
+        if error is None and np.any(self._written != expected):
+            error = RuntimeError(f"{self.path}: internal: {self._written.tolist()} hop units "
+                                 f"written per channel, not {expected}")
             self._abort(error)
             raise error
         if error is None and self.storage.corrected and self._corrected != self.n_samples:

@@ -219,17 +219,23 @@ def cli_runs(seconds: float, repeats: int) -> dict:
     }
 
 
+def _round_trip(source: Path, name: str) -> tuple[dict, dict, Path]:
+    """Encode ``source`` into WORK/<name>_enc and decode it into WORK/<name>_dec through the
+    CLI, one job; return both runs (time, peak memory) and the decoded file."""
+    out = WORK / f"{name}_enc"
+    encoded = timed_command(msfreq_command("encode", str(source), "-o", str(out), "-j", "1", "-q",
+                                           "--overwrite"))
+    decoded = timed_command(msfreq_command("decode", str(out / (source.name + ".h5")), "-o",
+                                           str(WORK / f"{name}_dec"), "-j", "1", "-q", "--overwrite"))
+    return encoded, decoded, WORK / f"{name}_dec" / source.name
+
+
 def scaling(lengths: list[float]) -> list[dict]:
     """CLI encode and decode of stereo files of growing length: time and peak memory."""
     rows = []
     for seconds in lengths:
         source = write_mix(WORK / f"scale_{int(seconds)}.wav", seconds, RATE, 2)
-        out = WORK / "scale_enc"
-        encoded = timed_command(msfreq_command("encode", str(source), "-o", str(out), "-j", "1", "-q",
-                                               "--overwrite"))
-        decoded = timed_command(msfreq_command("decode", str(out / (source.name + ".h5")), "-o",
-                                               str(WORK / "scale_dec"), "-j", "1", "-q", "--overwrite"))
-        back = WORK / "scale_dec" / source.name
+        encoded, decoded, back = _round_trip(source, "scale")
         identical = _identical(source, back)
         rows.append({"seconds": seconds, "encode": encoded, "decode": decoded, "identical": identical})
         if seconds > 120:
@@ -238,15 +244,39 @@ def scaling(lengths: list[float]) -> list[dict]:
     return rows
 
 
+#: Sources at other rates, depths and channel counts: (label, rate, channels, subtype,
+#: suffix, seconds); the block path's margins span 66 s whatever the rate, and 24-bit sources
+#: are computed in double precision.
+FORMATS = [
+    ("96 kHz stereo 24-bit FLAC", 96000, 2, "PCM_24", ".flac", 180.0),
+    ("192 kHz stereo 24-bit FLAC", 192000, 2, "PCM_24", ".flac", 120.0),
+    ("48 kHz 6-channel 16-bit FLAC", 48000, 6, "PCM_16", ".flac", 300.0),
+]
+
+
+def formats(quick: bool) -> list[dict]:
+    """CLI encode and decode of the FORMATS sources, one job: time, peak memory, identity."""
+    rows = []
+    for label, rate, channels, subtype, suffix, seconds in FORMATS:
+        seconds = min(seconds, 20.0) if quick else seconds
+        source = write_mix(WORK / f"format_{rate}_{channels}{suffix}", seconds, rate, channels, subtype)
+        encoded, decoded, back = _round_trip(source, "format")
+        rows.append({"label": label, "seconds": seconds, "samples": seconds * rate * channels,
+                     "encode": encoded, "decode": decoded, "identical": _identical(source, back)})
+        for path in (source, back, WORK / "format_enc" / (source.name + ".h5")):
+            path.unlink(missing_ok=True)
+    return rows
+
+
 def _identical(a: Path, b: Path) -> bool:
     import soundfile as sf
 
     with sf.SoundFile(str(a)) as fa, sf.SoundFile(str(b)) as fb:
-        if fa.frames != fb.frames:
+        if fa.frames != fb.frames or fa.channels != fb.channels:
             return False
         while True:
-            x = fa.read(1 << 20, dtype="int16")
-            y = fb.read(1 << 20, dtype="int16")
+            x = fa.read(1 << 20, dtype="int32")
+            y = fb.read(1 << 20, dtype="int32")
             if x.size == 0:
                 return y.size == 0
             if not np.array_equal(x, y):
@@ -329,7 +359,8 @@ def plot(memory_rows: list[dict], scale_rows: list[dict], picture: Path) -> None
 
 
 def write_results(path: Path, info: dict, compare: list[dict], cli: dict, scale: list[dict],
-                  batches: list[dict], crop_rows: list[dict], total: float) -> None:
+                  format_rows: list[dict], batches: list[dict], crop_rows: list[dict],
+                  total: float) -> None:
     ours = next(row for row in compare if row["tool"] == "msfreq")
     floor = next(row for row in compare if row["tool"] == "FFT floor")
 
@@ -428,6 +459,21 @@ def write_results(path: Path, info: dict, compare: list[dict], cli: dict, scale:
         )
     lines += [
         "",
+        "## Other rates, depths and channel counts: CLI, one job",
+        "",
+        "| source | length | encode (s) | encode peak (MB) | decode (s) | decode peak (MB) | "
+        "real-time factor (encode / decode) | identical |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in format_rows:
+        lines.append(
+            f"| {row['label']} | {row['seconds']:g} s | {row['encode']['seconds']:.1f} | "
+            f"{row['encode']['peak_mb']:.0f} | {row['decode']['seconds']:.1f} | {row['decode']['peak_mb']:.0f} | "
+            f"{row['seconds'] / row['encode']['seconds']:.1f}x / {row['seconds'] / row['decode']['seconds']:.1f}x | "
+            f"{'yes' if row['identical'] else 'NO'} |"
+        )
+    lines += [
+        "",
         "## Batches: a folder of 1-second stereo clips",
         "",
         "| jobs | files | seconds | files per second |",
@@ -475,6 +521,11 @@ def main() -> int:
     for row in scale:
         print("  ", row["seconds"], row["encode"]["seconds"], row["encode"]["peak_mb"],
               row["decode"]["seconds"], row["decode"]["peak_mb"], flush=True)
+    print("formats ...", flush=True)
+    format_rows = formats(args.quick)
+    for row in format_rows:
+        print("  ", row["label"], row["encode"]["seconds"], row["encode"]["peak_mb"],
+              row["decode"]["seconds"], row["decode"]["peak_mb"], row["identical"], flush=True)
     print("batch ...", flush=True)
     batches = batch(20 if args.quick else 100)
     print("crops ...", flush=True)
@@ -482,7 +533,8 @@ def main() -> int:
     crop_rows = crops(WORK / "scale_enc" / "scale_10.wav.h5",
                       WORK / "scale_enc" / f"scale_{int(longest['seconds'])}.wav.h5", 50 if args.quick else 300)
     total = time.perf_counter() - began
-    write_results(HERE / "RESULTS.md", info, compare, cli, scale, batches, crop_rows, total)
+    write_results(HERE / "RESULTS.md", info, compare, cli, scale, format_rows, batches, crop_rows,
+                  total)
     plot(compare, scale, HERE / "results.png")
     print(f"wrote {HERE / 'RESULTS.md'} in {total / 60:.1f} min")
     return 0

@@ -524,8 +524,12 @@ def block_schedule(
         if whole is not None and whole > memory:
             # Too short for blocks to pay, too large to transform every channel at once: the
             # whole signal as one block without margins, one channel at a time (exactly the
-            # whole-signal transform).
-            return BlockSchedule(grid, units, units, 0, shared_reads=False)
+            # whole-signal transform), read once for all channels where they take at most
+            # half the budget with one channel's transform (a 3-minute stereo FLAC is decoded
+            # once, not once per channel).
+            samples = units * grid.hop_unit
+            return BlockSchedule(grid, units, units, 0,
+                                 shared_reads=samples * (_WORK_BYTES * width + others) <= memory / 2)
         return None
     return BlockSchedule(grid, units, block_units, MARGIN_UNITS, shared_reads=shared)
 

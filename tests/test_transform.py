@@ -505,7 +505,11 @@ def test_schedules_for_sources_whose_margins_exceed_the_budget():
     assert long.margin_units == msfreq.transform.MARGIN_UNITS
     short = msfreq.transform.block_schedule(grid, 50 * 192000, 8, dtype="complex128", memory=budget)
     assert (short.margin_units, short.blocks) == (0, [(0, short.units)])
-    assert short.span_units == transform_units(50 * 192000, grid)
+    assert short.span_units == transform_units(50 * 192000, grid) and not short.shared_reads
+    # three minutes of 44.1 kHz stereo: whole, a channel at a time, read once for both
+    song = msfreq.transform.block_schedule(make_grid(44100, TransformParams()), 180 * 44100, 2,
+                                           memory=budget)
+    assert (song.margin_units, len(song.blocks), song.shared_reads) == (0, 1, True)
     # small enough for all channels at once: whole, as before
     assert msfreq.transform.block_schedule(grid, 5 * 192000, 2, dtype="complex128", memory=budget) is None
 

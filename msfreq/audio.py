@@ -300,7 +300,7 @@ class AudioReader:
             raw = np.concatenate([raw, missing])
         if start <= self._hashed < stop:
             fresh = raw[self._hashed - start :]
-            self._hash.update(np.ascontiguousarray(fresh, dtype=fresh.dtype.newbyteorder("<")).tobytes())
+            self._hash.update(_little_endian(fresh))
             if not self.info.lossy and self._grid <= MAX_GRID_BITS:
                 self._grid = max(self._grid, grid_bits(fresh))
             self._hashed = stop
@@ -480,11 +480,17 @@ class Checksum:
                 scaled = np.asarray(piece, dtype=np.float64) * float(2 ** (self.grid - 1))
                 self.worst = max(self.worst, float(np.abs(scaled - np.rint(scaled)).max()))
             data = _on_grid(piece, self.subtype, self.grid)
-            self._hash.update(np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<")).tobytes())
+            self._hash.update(_little_endian(data))
 
     def hexdigest(self) -> str:
         """The checksum of everything added."""
         return self._hash.hexdigest()
+
+
+def _little_endian(samples: np.ndarray) -> np.ndarray:
+    """The bytes of ``samples`` in C order and little-endian, as a flat uint8 array (no copy
+    where they already are: the hash reads the array's own memory)."""
+    return np.ascontiguousarray(samples, dtype=samples.dtype.newbyteorder("<")).reshape(-1).view(np.uint8)
 
 
 def _on_grid(samples: np.ndarray, subtype: str, grid: int | None) -> np.ndarray:

@@ -272,14 +272,14 @@ def cli() -> None:
                                       "auto: double for 17-24-bit sources (bit-identical), else single.")
 @click.option("--compression", type=click.Choice(COMPRESSIONS), default=DEFAULT_COMPRESSION,
               show_default=True, help="lz4: fast to write and to read crops from (needs hdf5plugin "
-                                      "to read in plain h5py); zstd: about 5 %% smaller on music, "
+                                      "to read in plain h5py); zstd: about 5 % smaller on music, "
                                       "slower; gzip: opened by any HDF5 reader; none.")
 @click.option("--keep-bits", type=click.IntRange(1, 52), default=None,
               help="Smaller, inexact files: keep this many mantissa bits of every coefficient "
                    "(see README for size against SNR). Default: exact.")
 @click.option("--no-codes", "no_codes", is_flag=True,
               help="Integer sources: steps that round back by themselves instead of coarser "
-                   "steps plus a correction code per sample (files about 12 %% larger, format "
+                   "steps plus a correction code per sample (files about 12 % larger, format "
                    "version 3, which msfreq 0.3 reads; version 2, for 0.2, with zstd, gzip or "
                    "none).")
 @click.option("--sample-rate", type=click.IntRange(min=1), default=None,

@@ -483,3 +483,21 @@ def test_float_sources_are_read_whole_in_pieces(tmp_path):
     # measured at 60 s: 336 MB for both (before: 402 MB for the float file, 1.6x the samples
     # more)
     assert peaks["FLOAT"] < peaks["PCM_16"] + 0.75 * samples
+
+
+@pytest.mark.parametrize("array", [
+    np.zeros((0, 2), dtype=np.int32),  # nothing to add
+    np.arange(12, dtype=np.int32).reshape(6, 2),
+    np.arange(12, dtype=">i4").reshape(6, 2),  # big-endian: swapped to little
+    np.arange(24, dtype=np.float64).reshape(12, 2)[::2],  # strided rows
+    np.arange(12, dtype=np.int16).reshape(2, 6).T,  # Fortran order
+])
+def test_checksums_hash_little_endian_c_order_bytes(array):
+    """Files record the source's SHA-256 over its samples' little-endian, C-order bytes; the
+    hash reads them without a copy where they already are, and must not change them."""
+    import hashlib
+
+    from msfreq.audio import _little_endian
+
+    expected = hashlib.sha256(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes())
+    assert hashlib.sha256(_little_endian(array)).hexdigest() == expected.hexdigest()

@@ -320,3 +320,12 @@ def test_correction_codes_can_be_left_out(tmp_path, flags, version, coded):
     assert (header.format_version, header.storage.corrected) == (version, coded)
     result = run("decode", tmp_path / "a.h5", "-o", tmp_path / "b.wav")
     assert result.exit_code == 0 and "bit-identical to the source" in result.output
+
+
+@pytest.mark.parametrize("command", [[], ["encode"], ["decode"], ["inspect"], ["verify"]])
+def test_help_shows_what_it_means(command):
+    """Help text is shown as written: Click does not %-format it, so a doubled percent sign
+    would reach the user (0.5.0's encode help said "about 5 %% smaller")."""
+    result = CliRunner().invoke(cli, [*command, "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output
+    assert "%%" not in result.output

@@ -269,7 +269,7 @@ def cli() -> None:
                    "across frequency that phase reconstruction needs (3 recommended there).")
 @click.option("--precision", type=click.Choice(sorted(_PRECISIONS)), default=_DEFAULT_PRECISION,
               show_default=True, help="single: complex64 coefficients, double: complex128; "
-                                      "auto: double for 17-24-bit sources (bit-identical), else single.")
+                                      "auto: double for 17-32-bit integer sources (bit-identical), else single.")
 @click.option("--compression", type=click.Choice(COMPRESSIONS), default=DEFAULT_COMPRESSION,
               show_default=True, help="lz4: fast to write and to read crops from (needs hdf5plugin "
                                       "to read in plain h5py); zstd: about 5 % smaller on music, "

@@ -87,7 +87,7 @@ class EncodeOptions:
     ----------
     params : TransformParams
     dtype : {"auto", "complex64", "complex128"}
-        ``"auto"``: complex128 for integer sources of 17 to 24 bits (so that they decode
+        ``"auto"``: complex128 for integer sources of 17 to 32 bits (so that they decode
         bit-identically), else complex64 (see :data:`msfreq.params.DEFAULT_FILE_DTYPE`).
     compression : {"lz4", "zstd", "gzip", "none"}
     sample_rate : int or None
@@ -271,7 +271,11 @@ def file_dtype(info: AudioInfo, options: EncodeOptions, resampled: bool,
     if options.dtype != "auto":
         return np.dtype(options.dtype)
     bits = info.integer_bits if grid is None else grid
-    deep = bits is not None and EXACT_BITS["complex64"] < bits <= EXACT_BITS["complex128"]
+    # Integer sources deeper than complex64 gives back: complex128 returns them up to 32 bits
+    # (levels up to 24, unrounded coefficients beyond; the encoder checks both).  Floats on a
+    # grid count as deep up to 24 bits only.
+    deep = bits is not None and bits > EXACT_BITS["complex64"] and (
+        bits <= EXACT_BITS["complex128"] or info.integer_bits is not None)
     exact_wanted = options.keep_bits is None and not resampled
     return np.dtype("complex128" if deep and exact_wanted else "complex64")
 

@@ -53,11 +53,13 @@ DEFAULT_TUNING = 440.0
 #: Storage and compute precision of the coefficients.
 DEFAULT_DTYPE = "complex64"
 DTYPES = ("complex64", "complex128")
-#: Precision of encoded files: ``"auto"`` computes integer sources of 17 to 24 bits in
+#: Precision of encoded files: ``"auto"`` computes integer sources of 17 to 32 bits in
 #: complex128, which gives them back bit-identically (complex64's rounding is about 2**-22 of
-#: full scale: enough for 16 bits, not for 24), and everything else in complex64.
+#: full scale: enough for 16 bits, not for 24; complex128's about 2**-50), and everything else
+#: in complex64.
 DEFAULT_FILE_DTYPE = "auto"
-#: Integer bit depths whose samples each precision can give back exactly.
+#: Integer bit depths whose samples each precision can give back from integer levels (deeper
+#: 32-bit sources are stored as unrounded complex128, which also gives them back exactly).
 EXACT_BITS = {"complex64": 16, "complex128": 24}
 #: Lossless HDF5 compression of the coefficient datasets: ``lz4`` (bitshuffle + lz4, through
 #: hdf5plugin; plain-h5py readers need ``import hdf5plugin``), ``zstd`` (bitshuffle + zstd, the

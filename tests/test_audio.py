@@ -37,7 +37,7 @@ from msfreq.params import TransformParams
         (".aiff", "PCM_16", 32000, 3, True),
         (".wav", "PCM_U8", 11025, 1, True),
         (".wav", "FLOAT", 44100, 2, False),
-        (".w64", "PCM_32", 16000, 1, False),
+        (".w64", "PCM_32", 16000, 1, True),  # 32 bits of content: complex128, unrounded
     ],
 )
 def test_file_round_trip(tmp_path, suffix, subtype, rate, channels, exact):

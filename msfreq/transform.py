@@ -467,10 +467,11 @@ _WHOLE_BYTES = 48
 _KEPT_BYTES = 24
 _WORK_BYTES = 22
 _SAMPLE_BYTES = 12
-#: The shortest block, in hop units, whatever the budget: at 24-bit 192 kHz (double
+#: The shortest block, in hop units, the margins' share of the budget aside: at 24-bit 192 kHz (double
 #: precision) the margins' transform alone exceeds :data:`BLOCK_BYTES`, and blocks a unit
 #: long would spend 65 of every 66 transformed samples on margins (measured 0.08x real time
-#: for 8 channels); with this floor the span is at most 5 times the block.
+#: for 8 channels); with this floor the span is at most 5 times the block, as far as the
+#: block's own part fits the budget (see :func:`block_schedule`).
 MIN_BLOCK_UNITS = MARGIN_UNITS // 2
 
 
@@ -478,7 +479,10 @@ def block_schedule(
     grid: Grid, n_samples: int, channels: int = 1, *, dtype: np.dtype | str = "complex64",
     block_seconds: float | None = None, memory: int | None = None,
 ) -> BlockSchedule | None:
-    """Return the block schedule for ``n_samples``, or ``None`` if one block suffices.
+    """Return the block schedule for ``n_samples``, or ``None`` if the signal is transformed
+    whole, all channels at once.  With ``memory``, a signal too short for blocks to pay and too
+    large for all channels at once gets one block without margins (the whole transform, one
+    channel at a time).
 
     Parameters
     ----------
@@ -513,7 +517,11 @@ def block_schedule(
         if shared:
             work += others
         room = (memory - margins * work) / (kept + work)
-        seconds = min(BLOCK_SECONDS, max(room, MIN_BLOCK_UNITS * grid.hop_unit) / grid.sample_rate)
+        # The floor overrides the margins' share of the budget, never the block's own: with
+        # many channels (decoded samples of every channel are held) the block alone stays
+        # within the budget.
+        floor = min(MIN_BLOCK_UNITS * grid.hop_unit, memory / (kept + work))
+        seconds = min(BLOCK_SECONDS, max(room, floor, grid.hop_unit) / grid.sample_rate)
     else:
         whole, shared = None, True
         seconds = BLOCK_SECONDS if block_seconds is None else float(block_seconds)

@@ -495,14 +495,21 @@ def test_a_block_never_holds_the_coefficients_of_its_margins(direction):
 
 def test_schedules_for_sources_whose_margins_exceed_the_budget():
     """24-bit 192 kHz sources (double precision): the margins alone take more than the block
-    budget; blocks stay at least MIN_BLOCK_UNITS long (0.5.0 cut them to 2 units, 66 of every
+    budget; blocks stay at least MIN_BLOCK_UNITS long where the block itself fits (0.5.0 cut them to 2 units, 66 of every
     68 samples transformed being margins), and a file shorter than a block and its margins,
     too large for all channels at once, is transformed whole one channel at a time."""
     grid = make_grid(192000, TransformParams())
     budget = msfreq.transform.BLOCK_BYTES
-    long = msfreq.transform.block_schedule(grid, 600 * 192000, 8, dtype="complex128", memory=budget)
+    long = msfreq.transform.block_schedule(grid, 600 * 192000, 2, dtype="complex128", memory=budget)
     assert long.block_units >= msfreq.transform.MIN_BLOCK_UNITS
     assert long.margin_units == msfreq.transform.MARGIN_UNITS
+    # ... but the floor never makes a block's own part (here 64 channels' decoded samples)
+    # larger than the budget: it gives way to more, shorter blocks
+    many = msfreq.transform.block_schedule(grid, 600 * 192000, 64, dtype="complex128", memory=budget)
+    kept = 64 * msfreq.transform._SAMPLE_BYTES * 2
+    assert grid.hop_unit * kept <= budget < 2 * grid.hop_unit * kept  # room for one unit
+    # one unit asked for; the span's FFT-friendly length (next_fast_len(1 + 64) = 66) adds one
+    assert many.block_units == 2
     short = msfreq.transform.block_schedule(grid, 50 * 192000, 8, dtype="complex128", memory=budget)
     assert (short.margin_units, short.blocks) == (0, [(0, short.units)])
     assert short.span_units == transform_units(50 * 192000, grid) and not short.shared_reads

@@ -12,6 +12,8 @@ import errno
 import hashlib
 import os
 import shutil
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +46,8 @@ LOSSY_SUBTYPES = frozenset(
      "NMS_ADPCM_24", "NMS_ADPCM_32"}
 )
 _FLOAT_SUBTYPES = {"FLOAT": np.float32, "DOUBLE": np.float64}
+#: Subtypes stored as the samples themselves (no decoding to read them, except in FLAC).
+_PLAIN_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"})
 #: Bit depth of integer subtypes whose samples are read exactly as int32.
 _INTEGER_BITS = {
     "PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32, "ULAW": 16,
@@ -63,6 +67,11 @@ AUDIO_SUFFIXES = frozenset(
 )
 
 
+#: Frames a lossy stream is decoded from before a read that does not follow the last one.
+#: libsndfile's Vorbis decoder gets the first 100-900 frames after a seek wrong (up to a
+#: quarter of full scale, measured at 8 and 44.1 kHz in 1 of 12 random seeks): Vorbis
+#: overlaps blocks of up to 8192 frames, so this many frames before set its state.
+LOSSY_PREROLL = 8192
 #: Frames converted and written at a time.
 _WRITE_FRAMES = 1 << 18
 #: The finest sample grid looked for in float files (finer: a true float signal).
@@ -174,6 +183,20 @@ class AudioInfo:
         return "float32"
 
     @property
+    def coded(self) -> bool:
+        """Whether reading the samples decodes them (FLAC, lossy, ADPCM ...), rather than
+        copying stored PCM or floats."""
+        return self.format in ("FLAC", "OGG", "MP3") or self.subtype not in _PLAIN_SUBTYPES
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes an :class:`AudioReader` window takes per frame (integers of up to 16 bits
+        in 2 bytes a sample, other samples as read)."""
+        bits = self.integer_bits
+        size = 2 if bits is not None and bits <= 16 else np.dtype(self.read_dtype).itemsize
+        return size * self.channels
+
+    @property
     def integer_bits(self) -> int | None:
         """Bit depth of integer PCM samples (None for float or lossy samples)."""
         return subtype_bits(self.subtype)
@@ -244,12 +267,95 @@ def probe(path: str | os.PathLike) -> AudioInfo:
     )
 
 
+class _Window:
+    """The chunks of a file decoded last, up to ``capacity`` frames of them (least recently
+    used go first).
+
+    A source is read several times while it is encoded (scanned, transformed block by block
+    with overlapping margins that wrap around the file's ends, one channel at a time where
+    reading all channels at once would cost too much memory, and compared with its decode);
+    a window holding a block's span decodes each frame about once instead of once per read (a
+    96 kHz FLAC was decoded 8.6 times per encode).  Integer samples of at most 16 bits are kept
+    in 16 bits.
+    """
+
+    #: Frames per chunk.
+    CHUNK = 1 << 16
+
+    def __init__(self, capacity: int, frames: int, channels: int, dtype: str,
+                 compact: bool) -> None:
+        chunk = self.CHUNK
+        self.frames = frames
+        self.dtype = np.dtype(dtype)
+        self.compact = compact
+        # two more than the capacity needs: a read of ``capacity`` frames may touch them
+        slots = min(-(-capacity // chunk) + 2, -(-frames // chunk))
+        self.buffer = np.empty((slots, chunk, channels), dtype=np.int16 if compact else dtype)
+        self.slot_of: OrderedDict[int, int] = OrderedDict()  # chunk -> slot, oldest first
+
+    def read(self, start: int, stop: int, decode: Callable[[int, int], np.ndarray]) -> np.ndarray | None:
+        """Frames ``start:stop`` as ``decode(a, b)`` gives them (a new array), decoding only
+        the chunks not held; None if the samples do not fit the window's form (the caller
+        should read without it from then on)."""
+        chunk = self.CHUNK
+        first, last = start // chunk, -(-stop // chunk)
+        if last - first > len(self.buffer):
+            return decode(start, stop)  # longer than the window: nothing to keep
+        for index in range(first, last):  # what this read uses is kept longest
+            if index in self.slot_of:
+                self.slot_of.move_to_end(index)
+        out = np.empty((stop - start, self.buffer.shape[2]), dtype=self.dtype)
+        index = first
+        while index < last:
+            if index in self.slot_of:
+                self._copy(self.buffer[self.slot_of[index]], index, start, stop, out)
+                index += 1
+                continue
+            end = index + 1
+            while end < last and end not in self.slot_of:
+                end += 1
+            raw = decode(index * chunk, min(end * chunk, self.frames))
+            if self.compact and np.bitwise_and(raw, 0xFFFF).any():
+                return None  # not the 16-bit content the subtype promised: keep no bits less
+            for run in range(index, end):
+                piece = raw[(run - index) * chunk : (run - index + 1) * chunk]
+                slot = self._slot()
+                if self.compact:
+                    np.right_shift(piece, 16, out=self.buffer[slot, : len(piece)], casting="unsafe")
+                else:
+                    self.buffer[slot, : len(piece)] = piece
+                self.slot_of[run] = slot
+                low, high = max(start, run * chunk), min(stop, run * chunk + len(piece))
+                out[low - start : high - start] = piece[low - run * chunk : high - run * chunk]
+            index = end
+        return out
+
+    def _slot(self) -> int:
+        if len(self.slot_of) < len(self.buffer):
+            return len(self.slot_of)
+        return self.slot_of.popitem(last=False)[1]
+
+    def _copy(self, held: np.ndarray, index: int, start: int, stop: int, out: np.ndarray) -> None:
+        low = max(start, index * self.CHUNK)
+        high = min(stop, (index + 1) * self.CHUNK)
+        piece = held[low - index * self.CHUNK : high - index * self.CHUNK]
+        if self.compact:
+            np.left_shift(piece, 16, out=out[low - start : high - start], dtype=np.int32)
+        else:
+            out[low - start : high - start] = piece
+
+
 class AudioReader:
     """Random-access reads of float samples, and a checksum of the samples read in order.
 
     Parameters
     ----------
     info : AudioInfo
+    window_frames : int, optional
+        Hold this many of the frames decoded last (default none; integer samples of up to 16
+        bits in 2 bytes each, others as read): reads of frames still held are served without
+        decoding them again (see :attr:`AudioInfo.coded` and
+        :data:`msfreq.params.SOURCE_WINDOW_BYTES`).
 
     Notes
     -----
@@ -258,11 +364,17 @@ class AudioReader:
     (possibly overlapping) reads that covers the file yields the checksum of the whole file.
     """
 
-    def __init__(self, info: AudioInfo) -> None:
+    def __init__(self, info: AudioInfo, *, window_frames: int = 0) -> None:
         self.info = info
         self._hash = hashlib.sha256()
         self._hashed = 0
         self._grid = 0
+        capacity = min(info.frames, max(int(window_frames), 0))
+        self._window = _Window(capacity, info.frames, info.channels, info.read_dtype,
+                               info.frame_bytes < info.channels * 4) if capacity else None
+        #: Frames decoded from the file, in all (a measure of the window's use).
+        self.decoded_frames = 0
+        self._position = 0  # where the file's decoder stands
         try:
             self._file = sf.SoundFile(os.fsencode(info.path))
         except (sf.LibsndfileError, RuntimeError, OSError) as error:
@@ -275,19 +387,26 @@ class AudioReader:
         self.close()
 
     def close(self) -> None:
-        """Close the file."""
+        """Close the file (and let the window go)."""
+        self._window = None
         self._file.close()
 
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Return samples ``start:stop`` as float64, shape (stop - start, channels)."""
-        dtype = self.info.read_dtype
+    def _decode(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``start:stop`` from the file, as read (``info.read_dtype``); a lossy stream
+        read elsewhere than where the last read ended is decoded from :data:`LOSSY_PREROLL`
+        frames earlier, so the frames are those of a decode from the start."""
+        begin = start
+        if self.info.lossy and start != self._position:
+            begin = max(0, start - LOSSY_PREROLL)
         try:
-            self._file.seek(start)
-            raw = self._file.read(stop - start, dtype=dtype, always_2d=True)
+            self._file.seek(begin)
+            raw = self._file.read(stop - begin, dtype=self.info.read_dtype, always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as error:
             raise AudioError(
                 f"{self.info.path}: read failed at frame {start} ({_reason(error)})"
             ) from None
+        self._position = begin + raw.shape[0]
+        raw = raw[start - begin :]
         if raw.shape[0] != stop - start:
             if not self.info.lossy:
                 raise AudioError(
@@ -298,6 +417,22 @@ class AudioReader:
             # samples it does not have are silence.
             missing = np.zeros((stop - start - raw.shape[0], raw.shape[1]), dtype=raw.dtype)
             raw = np.concatenate([raw, missing])
+        self.decoded_frames += stop - begin
+        return raw
+
+    def _raw(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``start:stop`` as read: through the window where there is one."""
+        if self._window is not None:
+            raw = self._window.read(start, stop, self._decode)
+            if raw is not None:
+                return raw
+            self._window = None
+        return self._decode(start, stop)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Return samples ``start:stop`` as float64, shape (stop - start, channels)."""
+        dtype = self.info.read_dtype
+        raw = self._raw(start, stop)
         if start <= self._hashed < stop:
             fresh = raw[self._hashed - start :]
             self._hash.update(_little_endian(fresh))

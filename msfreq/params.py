@@ -28,6 +28,7 @@ __all__ = [
     "MAX_OVERSAMPLING",
     "MAX_SPAN",
     "BLOCK_SECONDS",
+    "SOURCE_WINDOW_BYTES",
     "TransformParams",
     "resolve_dtype",
     "is_integer",
@@ -81,6 +82,12 @@ MAX_SPAN = 8
 #: longer than about this is transformed in blocks; files are, when a memory budget demands it
 #: (see :func:`msfreq.transform.block_schedule`).
 BLOCK_SECONDS = 180.0
+#: Memory an encode keeps the source's frames decoded last in (see
+#: :class:`msfreq.audio.AudioReader`): a whole 3-minute stereo 16-bit file, or a block's span of
+#: 24-bit stereo up to 192 kHz, so each frame is decoded from the file once instead of once per
+#: read (margins overlap, channels may be read apart, and the decode is compared with the
+#: source at the end).
+SOURCE_WINDOW_BYTES = 128 * 2**20
 
 
 def _positive_finite(name: str, value: object) -> float:

@@ -236,13 +236,20 @@ def _write_reason(error: BaseException, path: Path) -> str:
     return text
 
 
-def probe(path: str | os.PathLike) -> AudioInfo:
+def probe(path: str | os.PathLike, *, whole: bool = True) -> AudioInfo:
     """Return the :class:`AudioInfo` of the audio file at ``path``.
+
+    Parameters
+    ----------
+    path : path-like
+    whole : bool
+        Check that soundfile reads the whole stream, where it may not (MP3: see
+        :func:`mpeg_samples`); False asks only whether it is audio.
 
     Raises
     ------
     AudioError
-        If the file is missing or not audio that soundfile can read.
+        If the file is missing or not audio that soundfile can read (whole).
     """
     path = Path(path)
     if not path.exists():
@@ -257,6 +264,8 @@ def probe(path: str | os.PathLike) -> AudioInfo:
         raise AudioError(f"{path}: holds no samples (or an unknown number)")
     if info.samplerate < 1 or info.channels < 1:
         raise AudioError(f"{path}: invalid header ({info.samplerate} Hz, {info.channels} channels)")
+    if whole and str(info.format) == "MP3":
+        _check_mpeg_length(path, int(info.frames), int(info.samplerate))
     return AudioInfo(
         path=path,
         sample_rate=int(info.samplerate),
@@ -265,6 +274,113 @@ def probe(path: str | os.PathLike) -> AudioInfo:
         format=str(info.format),
         subtype=str(info.subtype),
     )
+
+
+#: Bit rates (kbit/s) by bit rate index: MPEG-1 layers I, II, III; MPEG-2/2.5 layer I;
+#: MPEG-2/2.5 layers II and III (ISO/IEC 11172-3 and 13818-3).
+_MPEG_KBPS = {
+    (1, 1): (0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+    (1, 2): (0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (1, 3): (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (2, 1): (0, 32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (2, 2): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_MPEG_RATES = {1: (44100, 48000, 32000), 2: (22050, 24000, 16000), 25: (11025, 12000, 8000)}
+#: Frames an MPEG stream may hold beyond what its decoder gives: the encoder's delay and
+#: padding, and the frame carrying a Xing/LAME header (silent, not decoded).
+_MPEG_SLACK = 3 * 1152 + 2048
+
+
+def _mpeg_frame(header: bytes) -> tuple[int, int, int, tuple[int, int, int]] | None:
+    """``(bytes, samples, sample_rate, kind)`` of the MPEG audio frame whose 4-byte header
+    this is, or None if it is not one (or free format, whose length it does not say)."""
+    if header[0] != 0xFF or header[1] & 0xE0 != 0xE0:
+        return None
+    version = {3: 1, 2: 2, 0: 25}.get((header[1] >> 3) & 3)
+    layer = 4 - ((header[1] >> 1) & 3)
+    index, rate_index = header[2] >> 4, (header[2] >> 2) & 3
+    if version is None or layer == 4 or index in (0, 15) or rate_index == 3:
+        return None
+    kbps = _MPEG_KBPS[(1, layer) if version == 1 else (2, min(layer, 2))][index]
+    rate = _MPEG_RATES[version][rate_index]
+    padding = (header[2] >> 1) & 1
+    if layer == 1:
+        size, samples = (12000 * kbps // rate + padding) * 4, 384
+    else:
+        samples = 1152 if layer == 2 or version == 1 else 576
+        size = (samples // 8) * 1000 * kbps // rate + padding
+    return size, samples, rate, (version, layer, rate_index)
+
+
+def mpeg_samples(path: str | os.PathLike) -> int | None:
+    """Samples per channel that the MPEG audio frames of the file at ``path`` hold, counted
+    frame by frame (skipping ID3v2 tags and junk between frames), or None where the stream
+    cannot be walked (no frame found near the start, free format).
+
+    libsndfile takes an MP3's length from its Xing/VBRI header, or without one estimates it
+    from the first frame's bit rate, and reads no further: a variable-rate MP3 without that
+    header (or files joined after the first's header was written) would be read in part,
+    silently.  The count is what the stream holds, with the encoder's delay and padding.
+    """
+    kind = None
+    total = 0
+    with open(path, "rb") as handle:
+        head = handle.read(10)
+        start = 0
+        if head[:3] == b"ID3" and len(head) == 10:
+            size = 0
+            for byte in head[6:10]:
+                size = (size << 7) | (byte & 0x7F)
+            start = 10 + size + (10 if head[5] & 0x10 else 0)
+        handle.seek(start)
+        buffer = b""
+        at = 0  # position in buffer
+        searched = 0  # bytes skipped since the last frame
+        while True:
+            if len(buffer) - at < 4:
+                more = handle.read(1 << 20)
+                if not more:
+                    return total if kind is not None else None
+                buffer = buffer[at:] + more
+                at = 0
+            frame = _mpeg_frame(buffer[at : at + 4])
+            if frame is not None and (kind is None or frame[3] == kind):
+                if kind is None:
+                    kind = frame[3]
+                size, samples = frame[0], frame[1]
+                if len(buffer) - at < size:  # the frame runs past the buffer: read on
+                    more = handle.read(1 << 20)
+                    if more:
+                        buffer = buffer[at:] + more
+                        at = 0
+                        continue
+                total += samples
+                at += size
+                searched = 0
+                continue
+            if buffer[at : at + 3] == b"TAG" or buffer[at : at + 8] == b"APETAGEX":
+                return total if kind is not None else None
+            skip = buffer.find(b"\xff", at + 1)
+            skip = len(buffer) - 3 if skip < 0 else skip  # keep what may start a header
+            searched += max(skip - at, 1)
+            at = max(skip, at + 1)
+            if searched > 1 << 16:  # no frame near the start, or junk within: not walkable
+                return None
+
+
+def _check_mpeg_length(path: Path, frames: int, rate: int) -> None:
+    """Refuse an MP3 whose frames hold clearly more than libsndfile will read."""
+    try:
+        counted = mpeg_samples(path)
+    except OSError as error:
+        raise AudioError(f"{path}: cannot read ({error.strerror or error})") from None
+    if counted is not None and counted > frames + _MPEG_SLACK:
+        raise AudioError(
+            f"{path}: its MPEG frames hold {counted / rate:.1f} s but libsndfile reads only "
+            f"{frames / rate:.1f} s (an MP3 without a true length header: variable bit rate "
+            f"without a Xing header, or joined files); decode it to FLAC or WAV with a tool "
+            f"that reads the whole stream, then encode that"
+        )
 
 
 class _Window:

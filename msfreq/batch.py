@@ -313,7 +313,7 @@ def is_audio_file(path: Path) -> bool:
     if has_msfreq_suffix(path) or is_temporary(path):
         return False
     try:
-        probe(path)
+        probe(path, whole=False)  # an MP3 read in part is refused when it is encoded
     except AudioError:
         return False
     return True

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers import SMALL, music_like, pcm16, snr_db, write_audio
+from helpers import SMALL, music_like, pcm16, snr_db, without_xing, write_audio
 from scipy.signal import resample_poly
 
 import msfreq
@@ -605,3 +605,51 @@ def test_lossy_reads_anywhere_give_the_decode_from_the_start(tmp_path, subtype, 
         for _ in range(40):
             first = int(rng.integers(0, info.frames - 3000))
             np.testing.assert_array_equal(reader.read(first, first + 3000), whole[first : first + 3000])
+
+
+@pytest.mark.parametrize("damage", ["no length header", "joined", None])
+@pytest.mark.parametrize("rate", [8000, 22050, 44100])
+def test_mp3_that_libsndfile_would_read_in_part_is_refused(tmp_path, damage, rate):
+    """libsndfile reads an MP3 only as far as its length header says (or, without one, as
+    its first frame's bit rate suggests): a variable-rate MP3 without that header (a third of
+    it read, measured) or two joined MP3s (the first half) are refused, naming the lengths;
+    whole MP3s are not."""
+    x = np.random.default_rng(0).standard_normal((rate * 6, 2)) * 0.1
+    source = tmp_path / "in.mp3"
+    sf.write(str(source), x, rate, subtype="MPEG_LAYER_III", bitrate_mode="VARIABLE",
+             compression_level=0.5)
+    data = source.read_bytes()
+    if damage == "no length header":
+        source.write_bytes(without_xing(data))
+    elif damage == "joined":
+        source.write_bytes(data + data)
+    counted = msfreq.audio.mpeg_samples(source)
+    if damage is None:
+        info = probe(source)
+        assert info.frames <= counted <= info.frames + msfreq.audio._MPEG_SLACK
+        return
+    assert sf.info(str(source)).frames < 0.75 * counted
+    with pytest.raises(AudioError, match=r"in\.mp3: its MPEG frames hold \d+\.\d s but libsndfile reads only"):
+        encode_file(source, tmp_path / "out.h5")
+    assert not (tmp_path / "out.h5").exists()
+
+
+def test_mpeg_walk_survives_damage(tmp_path):
+    """Counting MPEG frames in damaged or hostile bytes never fails and stops early: junk, a
+    file of 0xFF, an ID3 tag claiming more than the file, random corruptions."""
+    rate = 22050
+    source = tmp_path / "in.mp3"
+    sf.write(str(source), np.zeros((rate * 3, 1)), rate, subtype="MPEG_LAYER_III")
+    data = source.read_bytes()
+    rng = np.random.default_rng(1)
+    cases = [b"", b"\xff" * 3_000_000, b"ID3\x04\x00\x00\x7f\x7f\x7f\x7f" + data,
+             data[:3000] + rng.bytes(2_000_000), rng.bytes(100_000)]
+    for _ in range(100):
+        damaged = np.frombuffer(data, dtype=np.uint8).copy()
+        damaged[rng.integers(0, len(data), 30)] = rng.integers(0, 256, 30)
+        cases.append(damaged.tobytes())
+    for index, case in enumerate(cases):
+        path = tmp_path / f"case{index}.mp3"
+        path.write_bytes(case)
+        counted = msfreq.audio.mpeg_samples(path)
+        assert counted is None or 0 <= counted <= len(case) * 32  # at most 24 samples a byte

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
-from helpers import music_like, pcm16, write_audio
+from helpers import music_like, pcm16, without_xing, write_audio
 
 import msfreq
 from msfreq import params
@@ -261,6 +261,23 @@ def test_bad_audio_files_are_named(tmp_path, make, message):
     line = next(line for line in result.output.splitlines() if line.startswith("failed:"))
     assert str(path) in line and message in line
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*.h5"))
+
+
+def test_mp3_read_in_part_is_one_line_and_the_batch_goes_on(tmp_path):
+    """An MP3 whose frames hold more than libsndfile reads (no length header) fails with one
+    line naming it and both lengths; the other file is encoded; exit status 1."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rate = 22050
+    sf.write(str(folder / "vbr.mp3"), np.random.default_rng(0).standard_normal((rate * 6, 1)) * 0.1,
+             rate, subtype="MPEG_LAYER_III", bitrate_mode="VARIABLE", compression_level=0.5)
+    (folder / "vbr.mp3").write_bytes(without_xing((folder / "vbr.mp3").read_bytes()))
+    write_audio(folder / "fine.wav", music_like(rate, rate) * 0.5, rate)
+    result = run("encode", f"{folder}/", "-o", tmp_path / "out", "-j", "1")
+    assert result.exit_code == 1
+    failed = [line for line in result.output.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 1 and "vbr.mp3" in failed[0] and "libsndfile reads only" in failed[0]
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["fine.wav.h5"]
 
 
 def test_output_folder_inside_the_input_is_not_searched(mixed):

@@ -260,8 +260,11 @@ def probe(path: str | os.PathLike, *, whole: bool = True) -> AudioInfo:
         info = sf.info(os.fsencode(path))
     except (sf.LibsndfileError, RuntimeError, TypeError, OSError) as error:
         raise AudioError(f"{path}: not a readable audio file ({_reason(error)})") from None
-    if info.frames < 1 or info.frames >= 2**62:
-        raise AudioError(f"{path}: holds no samples (or an unknown number)")
+    if info.frames >= 2**62:
+        raise AudioError(f"{path}: its header does not say how many samples it holds (e.g. a "
+                         f"FLAC written as a stream), and libsndfile cannot read it so")
+    if info.frames < 1:
+        raise AudioError(f"{path}: holds no samples")
     if info.samplerate < 1 or info.channels < 1:
         raise AudioError(f"{path}: invalid header ({info.samplerate} Hz, {info.channels} channels)")
     if whole and str(info.format) == "MP3":
@@ -325,14 +328,7 @@ def mpeg_samples(path: str | os.PathLike) -> int | None:
     kind = None
     total = 0
     with open(path, "rb") as handle:
-        head = handle.read(10)
-        start = 0
-        if head[:3] == b"ID3" and len(head) == 10:
-            size = 0
-            for byte in head[6:10]:
-                size = (size << 7) | (byte & 0x7F)
-            start = 10 + size + (10 if head[5] & 0x10 else 0)
-        handle.seek(start)
+        handle.seek(_after_id3(handle))
         buffer = b""
         at = 0  # position in buffer
         searched = 0  # bytes skipped since the last frame
@@ -366,6 +362,54 @@ def mpeg_samples(path: str | os.PathLike) -> int | None:
             at = max(skip, at + 1)
             if searched > 1 << 16:  # no frame near the start, or junk within: not walkable
                 return None
+
+
+def _after_id3(handle) -> int:
+    """Where the stream of an open file starts: after an ID3v2 tag, if it begins with one."""
+    handle.seek(0)
+    head = handle.read(10)
+    if head[:3] != b"ID3" or len(head) < 10:
+        return 0
+    size = 0
+    for byte in head[6:10]:
+        size = (size << 7) | (byte & 0x7F)
+    return 10 + size + (10 if head[5] & 0x10 else 0)
+
+
+def flac_streaminfo(path: str | os.PathLike) -> tuple[int, int, bytes] | None:
+    """``(bits_per_sample, total_samples, md5)`` from the STREAMINFO block of the FLAC file at
+    ``path`` (total 0 and an MD5 of zeros mean unknown), or None if it has none."""
+    with open(path, "rb") as handle:
+        handle.seek(_after_id3(handle))
+        block = handle.read(42)
+    if len(block) < 42 or block[:4] != b"fLaC" or block[4] & 0x7F != 0:
+        return None
+    fields = int.from_bytes(block[18:26], "big")  # rate 20, channels 3, bits 5, samples 36
+    return ((fields >> 36) & 0x1F) + 1, fields & ((1 << 36) - 1), bytes(block[26:42])
+
+
+class _FlacSignature:
+    """The MD5 of a FLAC's samples as its STREAMINFO defines it (interleaved, signed,
+    little-endian, in whole bytes), to compare with the one the file records (8, 16 or 24
+    bits)."""
+
+    def __init__(self, bits: int, expected: bytes) -> None:
+        self.bits = bits
+        self.expected = expected
+        self.md5 = hashlib.md5(usedforsecurity=False)
+
+    def update(self, raw: np.ndarray) -> None:
+        """Add samples as :class:`AudioReader` reads them (int32, value in the top bits)."""
+        width = self.bits // 8
+        values = np.ascontiguousarray(raw, dtype="<i4")
+        # the value is the top ``width`` bytes of each little-endian int32 as read: those
+        # bytes as one field (copied 3x faster than a slice of bytes)
+        field = np.dtype({"names": ["v"], "formats": [f"V{width}"], "offsets": [4 - width],
+                          "itemsize": 4})
+        self.md5.update(np.ascontiguousarray(values.reshape(-1).view(field)["v"]))
+
+    def matches(self) -> bool:
+        return self.md5.digest() == self.expected
 
 
 def _check_mpeg_length(path: Path, frames: int, rate: int) -> None:
@@ -491,6 +535,16 @@ class AudioReader:
         #: Frames decoded from the file, in all (a measure of the window's use).
         self.decoded_frames = 0
         self._position = 0  # where the file's decoder stands
+        self._signature = None  # a FLAC's MD5, checked when the samples have been read in order
+        if info.format == "FLAC" and info.integer_bits is not None:
+            try:
+                streaminfo = flac_streaminfo(info.path)
+            except OSError as error:
+                raise AudioError(f"{info.path}: cannot read ({error.strerror or error})") from None
+            # 8, 16 and 24 bits (libsndfile's own depths; how it widens 12 or 20-bit samples
+            # is not checked here, so those are not compared rather than falsely refused)
+            if streaminfo is not None and streaminfo[0] in (8, 16, 24) and any(streaminfo[2]):
+                self._signature = _FlacSignature(streaminfo[0], streaminfo[2])
         try:
             self._file = sf.SoundFile(os.fsencode(info.path))
         except (sf.LibsndfileError, RuntimeError, OSError) as error:
@@ -555,6 +609,14 @@ class AudioReader:
             if not self.info.lossy and self._grid <= MAX_GRID_BITS:
                 self._grid = max(self._grid, grid_bits(fresh))
             self._hashed = stop
+            if self._signature is not None:
+                self._signature.update(fresh)
+                if stop == self.info.frames and not self._signature.matches():
+                    raise AudioError(
+                        f"{self.info.path}: its samples do not match the MD5 signature its FLAC "
+                        f"header records (a damaged file, or a header whose length, "
+                        f"{self.info.frames} samples, is not the stream's)"
+                    )
         if dtype == "int32":
             return raw * (1.0 / 2**31)  # integers: finite
         samples = raw.astype(np.float64)

@@ -653,3 +653,45 @@ def test_mpeg_walk_survives_damage(tmp_path):
         path.write_bytes(case)
         counted = msfreq.audio.mpeg_samples(path)
         assert counted is None or 0 <= counted <= len(case) * 32  # at most 24 samples a byte
+
+
+def _flac_with(data: bytes, *, samples: int | None = None, md5: bytes | None = None) -> bytes:
+    """A FLAC's bytes with its STREAMINFO's sample count or MD5 replaced."""
+    out = bytearray(data)
+    if samples is not None:
+        fields = int.from_bytes(out[18:26], "big")
+        out[18:26] = ((fields >> 36 << 36) | samples).to_bytes(8, "big")
+    if md5 is not None:
+        out[26:42] = md5
+    return bytes(out)
+
+
+@pytest.mark.parametrize("subtype", ["PCM_S8", "PCM_16", "PCM_24"])
+@pytest.mark.parametrize("damage", ["length cut", "signature changed", "no signature", "no length",
+                                    None])
+def test_flac_is_checked_against_its_md5(tmp_path, subtype, damage):
+    """A FLAC's samples are compared with the MD5 its header records, as they are read for
+    the encode: a header whose length was cut (libsndfile reads only that far, silently) or
+    whose signature changed is refused; a FLAC without a signature (zeros) is encoded."""
+    rate = 8000
+    source = write_audio(tmp_path / "in.flac", music_like(3 * rate, rate, 2) * 0.5, rate,
+                         subtype=subtype)
+    data = source.read_bytes()
+    if damage == "length cut":
+        source.write_bytes(_flac_with(data, samples=2 * rate))
+        assert sf.info(str(source)).frames == 2 * rate
+    elif damage == "signature changed":
+        source.write_bytes(_flac_with(data, md5=bytes(16 - 1) + b"\x01"))
+    elif damage == "no signature":
+        source.write_bytes(_flac_with(data, md5=bytes(16)))
+    elif damage == "no length":  # legal (a FLAC written as a stream), unreadable to libsndfile
+        source.write_bytes(_flac_with(data, samples=0))
+        with pytest.raises(AudioError, match=r"in\.flac: its header does not say how many samples"):
+            encode_file(source, tmp_path / "out.h5")
+        return
+    if damage in ("length cut", "signature changed"):
+        with pytest.raises(AudioError, match=r"in\.flac: its samples do not match the MD5"):
+            encode_file(source, tmp_path / "out.h5")
+        assert not (tmp_path / "out.h5").exists()
+    else:
+        assert encode_file(source, tmp_path / "out.h5").exact is True

@@ -263,10 +263,13 @@ def probe(path: str | os.PathLike, *, whole: bool = True) -> AudioInfo:
     if info.frames >= 2**62:
         raise AudioError(f"{path}: its header does not say how many samples it holds (e.g. a "
                          f"FLAC written as a stream), and libsndfile cannot read it so")
-    if info.frames < 1:
-        raise AudioError(f"{path}: holds no samples")
     if info.samplerate < 1 or info.channels < 1:
         raise AudioError(f"{path}: invalid header ({info.samplerate} Hz, {info.channels} channels)")
+    if str(info.format) in ("WAV", "WAVEX"):
+        _check_wav_size(path, int(info.frames), int(info.channels), str(info.subtype),
+                        int(info.samplerate))
+    if info.frames < 1:
+        raise AudioError(f"{path}: holds no samples")
     if whole and str(info.format) == "MP3":
         _check_mpeg_length(path, int(info.frames), int(info.samplerate))
     return AudioInfo(
@@ -410,6 +413,29 @@ class _FlacSignature:
 
     def matches(self) -> bool:
         return self.md5.digest() == self.expected
+
+
+#: Bytes per sample of the WAV subtypes whose size follows from the sample count.
+_PCM_BYTES = {"PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
+
+
+def _check_wav_size(path: Path, frames: int, channels: int, subtype: str, rate: int) -> None:
+    """Refuse a WAV that holds clearly more samples than its header says, where the header
+    cannot be right: over 4 GiB (RIFF's sizes are 32 bits: libsndfile read 2.4 % of a 4.4 GB
+    file whose sizes had wrapped, 97.6 % of one that said 0xFFFFFFFF) or saying no samples
+    at all (a recording whose header was never finished)."""
+    width = _PCM_BYTES.get(subtype)
+    size = path.stat().st_size
+    if width is None or not (size >= 2**32 or frames == 0):
+        return
+    held = (size - 44) // (width * channels)  # at most: the header takes 44 bytes or more
+    if held > frames + rate:  # by more than a second (other chunks are small)
+        said = "no samples" if frames == 0 else f"{frames / rate:.1f} s"
+        raise AudioError(
+            f"{path}: holds about {held / rate:.1f} s of samples but its header says {said}, "
+            f"and libsndfile reads only that (a WAV over 4 GiB, or one whose header was never "
+            f"finished); rewrite it as RF64, W64 or FLAC with a tool that reads the whole file"
+        )
 
 
 def _check_mpeg_length(path: Path, frames: int, rate: int) -> None:

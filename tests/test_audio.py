@@ -695,3 +695,40 @@ def test_flac_is_checked_against_its_md5(tmp_path, subtype, damage):
         assert not (tmp_path / "out.h5").exists()
     else:
         assert encode_file(source, tmp_path / "out.h5").exact is True
+
+
+def _pcm_wav(path, data_bytes: int, declared: int, rate: int = 96000, channels: int = 2) -> None:
+    """A 24-bit WAV header saying ``declared`` bytes of data (mod 2**32), followed by
+    ``data_bytes`` of zeros (sparse: nothing is written)."""
+    frame = channels * 3
+    header = b"RIFF" + (36 + declared & 0xFFFFFFFF).to_bytes(4, "little") + b"WAVE" + b"fmt "
+    header += (16).to_bytes(4, "little") + (1).to_bytes(2, "little") + channels.to_bytes(2, "little")
+    header += rate.to_bytes(4, "little") + (rate * frame).to_bytes(4, "little")
+    header += frame.to_bytes(2, "little") + (24).to_bytes(2, "little")
+    header += b"data" + (declared & 0xFFFFFFFF).to_bytes(4, "little")
+    with open(path, "wb") as handle:
+        handle.write(header)
+        handle.truncate(len(header) + data_bytes)
+
+
+@pytest.mark.parametrize(
+    ("data_bytes", "declared", "refused"),
+    [
+        (4_400_000_004, 4_400_000_004, True),   # sizes wrapped at 4 GiB: 2.4 % read
+        (4_400_000_004, 0xFFFFFFFF, True),      # "as much as fits": 97.6 % read
+        (4_400_000_004, 0, True),
+        (576_000 * 10, 0, True),                # a recording whose header was never finished
+        (576_000 * 10, 576_000 * 10, False),
+        (576_000 * 10, 576_000 * 9, False),     # other chunks after the data: not a WAV over 4 GiB
+    ],
+)
+def test_wav_whose_header_cannot_describe_it_is_refused(tmp_path, data_bytes, declared, refused):
+    """A WAV over 4 GiB (RIFF sizes are 32 bits) or one whose header says no samples while
+    samples follow is refused with both lengths; libsndfile would read what the header says."""
+    path = tmp_path / "take.wav"
+    _pcm_wav(path, data_bytes, declared)
+    if refused:
+        with pytest.raises(AudioError, match=r"take\.wav: holds about \d+\.\d s of samples but its header says"):
+            probe(path)
+    else:
+        assert probe(path).frames == declared // 6

@@ -11,6 +11,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
 import shutil
 from collections import OrderedDict
 from collections.abc import Callable
@@ -268,6 +269,9 @@ def probe(path: str | os.PathLike, *, whole: bool = True) -> AudioInfo:
     if str(info.format) in ("WAV", "WAVEX"):
         _check_wav_size(path, int(info.frames), int(info.channels), str(info.subtype),
                         int(info.samplerate))
+    if whole:
+        _check_declared_sizes(path, str(getattr(info, "extra_info", "")), int(info.frames),
+                              int(info.samplerate), str(info.format))
     if info.frames < 1:
         raise AudioError(f"{path}: holds no samples")
     if whole and str(info.format) == "MP3":
@@ -413,6 +417,38 @@ class _FlacSignature:
 
     def matches(self) -> bool:
         return self.md5.digest() == self.expected
+
+
+#: A line of libsndfile's log where a chunk's size disagrees with the file:
+#: ``data : 705600 (should be 423342)``.
+_SIZE_LINE = re.compile(r"^\s*([A-Za-z][\w ]*?)\s*:\s*(\d+) \(should be (\d+)\)\s*$", re.MULTILINE)
+#: The chunks of samples as libsndfile's log names them, and the formats whose logs name them
+#: (W64 and RF64 logs name only the whole file's size).
+_AUDIO_CHUNKS = frozenset({"data", "SSND", "Data Size"})
+_AUDIO_CHUNK_FORMATS = frozenset({"WAV", "WAVEX", "AIFF", "AU"})
+#: Sizes that writers which cannot seek back leave in a header (the stream's end unknown).
+_PLACEHOLDER_SIZES = frozenset({0, 0xFFFFFFFF, 0x7FFFFFFF, 0xFFFFFFFFFFFFFFFF})
+#: Bytes a header's size may exceed the file's by without the file being cut short (writers
+#: that count the header or leave out a pad byte).
+_SIZE_SLACK = 64
+
+
+def _check_declared_sizes(path: Path, log: str, frames: int, rate: int, format: str) -> None:
+    """Refuse a file cut short: libsndfile reads what there is and notes in its log that the
+    header said more (a WAV, AIFF, W64, RF64 or AU file cut at 60 % was read as 2.4 s of 4,
+    silently)."""
+    found = [(name.strip(), int(said), int(held)) for name, said, held in _SIZE_LINE.findall(log)]
+    if format in _AUDIO_CHUNK_FORMATS:
+        # only the samples' own chunk counts: those after it (a LIST of tags cut off) do not
+        # hold samples
+        found = [line for line in found if line[0] in _AUDIO_CHUNKS]
+    for name, said, held in found:
+        if said not in _PLACEHOLDER_SIZES and said > held + _SIZE_SLACK:
+            raise AudioError(
+                f"{path}: cut short: its header says {said} bytes ({name}), the file "
+                f"holds {held}, and libsndfile would read only the {frames / rate:.1f} s there "
+                f"(an unfinished copy or download?)"
+            )
 
 
 #: Bytes per sample of the WAV subtypes whose size follows from the sample count.

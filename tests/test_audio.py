@@ -173,15 +173,16 @@ def test_missing_audio(tmp_path):
     assert not (tmp_path / "x.h5").exists()
 
 
-def test_truncated_file_keeps_what_it_holds(tmp_path):
-    """libsndfile takes the frame count of a cut WAV from its size: the samples it holds are
-    encoded, and they decode exactly."""
+def test_truncated_file_is_refused_not_encoded_in_part(tmp_path):
+    """libsndfile takes the frame count of a cut WAV from its size; 0.6.0 encoded the half it
+    held without a word.  Now it is refused, naming both sizes (see
+    test_file_cut_short_is_refused for every format)."""
     source = write_audio(tmp_path / "t.wav", pcm16(music_like(20000, 8000)), 8000)
     data = source.read_bytes()
     source.write_bytes(data[: 44 + 2 * 10000])  # header still says 20000 frames
-    report = encode_file(source, tmp_path / "t.h5")
-    assert msfreq.read_header(tmp_path / "t.h5").n_samples == 10000
-    assert report.exact is True
+    with pytest.raises(AudioError, match=r"t\.wav: cut short: its header says 40000 bytes \(data\), "
+                                         r"the file holds 20000"):
+        encode_file(source, tmp_path / "t.h5")
 
 
 @pytest.mark.parametrize(("source_rate", "target_rate"), [(44100, 48000), (48000, 8000), (8000, 22050)])
@@ -732,3 +733,46 @@ def test_wav_whose_header_cannot_describe_it_is_refused(tmp_path, data_bytes, de
             probe(path)
     else:
         assert probe(path).frames == declared // 6
+
+
+@pytest.mark.parametrize(
+    ("suffix", "format", "subtype"),
+    [(".wav", "WAV", "PCM_16"), (".wav", "WAVEX", "PCM_24"), (".wav", "WAV", "FLOAT"),
+     (".aiff", "AIFF", "PCM_16"), (".w64", "W64", "PCM_16"), (".wav", "RF64", "PCM_16"),
+     (".au", "AU", "PCM_16"), (".wav", "WAV", "IMA_ADPCM")],
+)
+def test_file_cut_short_is_refused(tmp_path, suffix, format, subtype):
+    """A file cut short (an unfinished copy or download) is refused, naming both sizes;
+    libsndfile reads what is there (2.4 s of 4) and says so only in its log."""
+    rate = 8000
+    path = tmp_path / f"take{suffix}"
+    sf.write(str(path), music_like(4 * rate, rate, 2) * 0.5, rate, format=format, subtype=subtype)
+    probe(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 6 // 10])
+    with pytest.raises(AudioError, match=r"take\.\w+: cut short: its header says \d+ bytes"):
+        encode_file(path, tmp_path / "out.h5")
+    assert not (tmp_path / "out.h5").exists()
+
+
+@pytest.mark.parametrize("case", ["tags cut off", "header counts itself", "streamed"])
+def test_odd_but_whole_wav_headers_are_read(tmp_path, case):
+    """Headers that disagree with the file without samples missing are read whole: a LIST of
+    tags after the samples cut off, a RIFF size 8 bytes too large (writers that count the
+    header), sizes a writer that could not seek back left as 0xFFFFFFFF."""
+    rate = 8000
+    x = pcm16(music_like(2 * rate, rate, 2) * 0.5)
+    path = write_audio(tmp_path / "take.wav", x, rate)
+    data = bytearray(path.read_bytes())
+    assert data[36:40] == b"data"
+    if case == "tags cut off":
+        tags = b"LIST" + (200).to_bytes(4, "little") + b"INFO" + b"ISFT" + (20).to_bytes(4, "little")
+        data[4:8] = (len(data) - 8 + 200 + 8).to_bytes(4, "little")
+        data += tags + b"msfreq test".ljust(20, b"\0")  # 200 bytes announced, 36 there
+    elif case == "header counts itself":
+        data[4:8] = (len(data)).to_bytes(4, "little")
+    else:
+        data[4:8] = data[40:44] = (0xFFFFFFFF).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    assert encode_file(path, tmp_path / "out.h5").exact is True
+    np.testing.assert_array_equal(msfreq.convert.read_audio(tmp_path / "out.h5")[0], x)

@@ -274,12 +274,13 @@ def probe(path: str | os.PathLike, *, whole: bool = True) -> AudioInfo:
                               int(info.samplerate), str(info.format))
     if info.frames < 1:
         raise AudioError(f"{path}: holds no samples")
+    frames = int(info.frames)
     if whole and str(info.format) == "MP3":
-        _check_mpeg_length(path, int(info.frames), int(info.samplerate))
+        frames = _check_mpeg_length(path, frames, int(info.samplerate))
     return AudioInfo(
         path=path,
         sample_rate=int(info.samplerate),
-        frames=int(info.frames),
+        frames=frames,
         channels=int(info.channels),
         format=str(info.format),
         subtype=str(info.subtype),
@@ -332,7 +333,15 @@ def mpeg_samples(path: str | os.PathLike) -> int | None:
     header (or files joined after the first's header was written) would be read in part,
     silently.  The count is what the stream holds, with the encoder's delay and padding.
     """
+    walked = _mpeg_walk(path)
+    return None if walked is None else walked[0]
+
+
+def _mpeg_walk(path: str | os.PathLike) -> tuple[int, bool] | None:
+    """:func:`mpeg_samples`, and whether the first frame carries a length header (Xing,
+    Info or VBRI)."""
     kind = None
+    header = False
     total = 0
     with open(path, "rb") as handle:
         handle.seek(_after_id3(handle))
@@ -343,13 +352,11 @@ def mpeg_samples(path: str | os.PathLike) -> int | None:
             if len(buffer) - at < 4:
                 more = handle.read(1 << 20)
                 if not more:
-                    return total if kind is not None else None
+                    return (total, header) if kind is not None else None
                 buffer = buffer[at:] + more
                 at = 0
             frame = _mpeg_frame(buffer[at : at + 4])
             if frame is not None and (kind is None or frame[3] == kind):
-                if kind is None:
-                    kind = frame[3]
                 size, samples = frame[0], frame[1]
                 if len(buffer) - at < size:  # the frame runs past the buffer: read on
                     more = handle.read(1 << 20)
@@ -357,12 +364,16 @@ def mpeg_samples(path: str | os.PathLike) -> int | None:
                         buffer = buffer[at:] + more
                         at = 0
                         continue
+                if kind is None:
+                    kind = frame[3]
+                    first = buffer[at : at + size]
+                    header = any(tag in first for tag in (b"Xing", b"Info", b"VBRI"))
                 total += samples
                 at += size
                 searched = 0
                 continue
             if buffer[at : at + 3] == b"TAG" or buffer[at : at + 8] == b"APETAGEX":
-                return total if kind is not None else None
+                return (total, header) if kind is not None else None
             skip = buffer.find(b"\xff", at + 1)
             skip = len(buffer) - 3 if skip < 0 else skip  # keep what may start a header
             searched += max(skip - at, 1)
@@ -474,19 +485,33 @@ def _check_wav_size(path: Path, frames: int, channels: int, subtype: str, rate: 
         )
 
 
-def _check_mpeg_length(path: Path, frames: int, rate: int) -> None:
-    """Refuse an MP3 whose frames hold clearly more than libsndfile will read."""
+def _check_mpeg_length(path: Path, frames: int, rate: int) -> int:
+    """The frames to read of an MP3 that libsndfile says holds ``frames``: refuse one whose
+    MPEG frames hold clearly more (read in part) or, where a length header says so, clearly
+    less (cut short); where the length is only libsndfile's estimate (no such header), no
+    more than the frames hold (the rest would be read as silence)."""
     try:
-        counted = mpeg_samples(path)
+        walked = _mpeg_walk(path)
     except OSError as error:
         raise AudioError(f"{path}: cannot read ({error.strerror or error})") from None
-    if counted is not None and counted > frames + _MPEG_SLACK:
+    if walked is None:
+        return frames
+    counted, header = walked
+    if counted > frames + _MPEG_SLACK:
         raise AudioError(
             f"{path}: its MPEG frames hold {counted / rate:.1f} s but libsndfile reads only "
             f"{frames / rate:.1f} s (an MP3 without a true length header: variable bit rate "
             f"without a Xing header, or joined files); decode it to FLAC or WAV with a tool "
             f"that reads the whole stream, then encode that"
         )
+    if counted < frames - _MPEG_SLACK:
+        if header:
+            raise AudioError(
+                f"{path}: cut short: its length header says {frames / rate:.1f} s, its MPEG "
+                f"frames hold {counted / rate:.1f} s (an unfinished copy or download?)"
+            )
+        return counted
+    return frames
 
 
 class _Window:

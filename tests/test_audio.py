@@ -608,13 +608,14 @@ def test_lossy_reads_anywhere_give_the_decode_from_the_start(tmp_path, subtype, 
             np.testing.assert_array_equal(reader.read(first, first + 3000), whole[first : first + 3000])
 
 
-@pytest.mark.parametrize("damage", ["no length header", "joined", None])
+@pytest.mark.parametrize("damage", ["no length header", "joined", "cut short", None])
 @pytest.mark.parametrize("rate", [8000, 22050, 44100])
 def test_mp3_that_libsndfile_would_read_in_part_is_refused(tmp_path, damage, rate):
     """libsndfile reads an MP3 only as far as its length header says (or, without one, as
     its first frame's bit rate suggests): a variable-rate MP3 without that header (a third of
     it read, measured) or two joined MP3s (the first half) are refused, naming the lengths;
-    whole MP3s are not."""
+    so is one cut short (its header says more than its frames hold: 0.6.0 padded the rest
+    with silence); whole MP3s are not."""
     x = np.random.default_rng(0).standard_normal((rate * 6, 2)) * 0.1
     source = tmp_path / "in.mp3"
     sf.write(str(source), x, rate, subtype="MPEG_LAYER_III", bitrate_mode="VARIABLE",
@@ -624,10 +625,17 @@ def test_mp3_that_libsndfile_would_read_in_part_is_refused(tmp_path, damage, rat
         source.write_bytes(without_xing(data))
     elif damage == "joined":
         source.write_bytes(data + data)
+    elif damage == "cut short":
+        source.write_bytes(data[: len(data) * 6 // 10])
     counted = msfreq.audio.mpeg_samples(source)
     if damage is None:
         info = probe(source)
         assert info.frames <= counted <= info.frames + msfreq.audio._MPEG_SLACK
+        return
+    if damage == "cut short":
+        assert counted < 0.75 * sf.info(str(source)).frames
+        with pytest.raises(AudioError, match=r"in\.mp3: cut short: its length header says"):
+            encode_file(source, tmp_path / "out.h5")
         return
     assert sf.info(str(source)).frames < 0.75 * counted
     with pytest.raises(AudioError, match=r"in\.mp3: its MPEG frames hold \d+\.\d s but libsndfile reads only"):
@@ -776,3 +784,24 @@ def test_odd_but_whole_wav_headers_are_read(tmp_path, case):
     path.write_bytes(bytes(data))
     assert encode_file(path, tmp_path / "out.h5").exact is True
     np.testing.assert_array_equal(msfreq.convert.read_audio(tmp_path / "out.h5")[0], x)
+
+
+@pytest.mark.parametrize(
+    ("counted", "header", "expected"),
+    [
+        (100_000, True, 98_000),           # within the delay and padding: as libsndfile says
+        (300_000, False, "reads only"),     # more than libsndfile reads
+        (60_000, True, "cut short"),        # less than the length header says
+        (60_000, False, 60_000),            # less than libsndfile's estimate: bounded
+        (None, False, 98_000),              # not walkable: as libsndfile says
+    ],
+)
+def test_mp3_length_decisions(tmp_path, monkeypatch, counted, header, expected):
+    """What the MPEG frame count decides against libsndfile's 98,000 frames."""
+    monkeypatch.setattr(msfreq.audio, "_mpeg_walk",
+                        lambda path: None if counted is None else (counted, header))
+    if isinstance(expected, str):
+        with pytest.raises(AudioError, match=expected):
+            msfreq.audio._check_mpeg_length(tmp_path / "a.mp3", 98_000, 44100)
+    else:
+        assert msfreq.audio._check_mpeg_length(tmp_path / "a.mp3", 98_000, 44100) == expected

@@ -277,6 +277,8 @@ def probe(path: str | os.PathLike, *, whole: bool = True) -> AudioInfo:
     frames = int(info.frames)
     if whole and str(info.format) == "MP3":
         frames = _check_mpeg_length(path, frames, int(info.samplerate))
+    if whole and str(info.format) == "OGG":
+        _check_ogg_pages(path, frames, int(info.samplerate))
     return AudioInfo(
         path=path,
         sample_rate=int(info.samplerate),
@@ -512,6 +514,61 @@ def _check_mpeg_length(path: Path, frames: int, rate: int) -> int:
             )
         return counted
     return frames
+
+
+def ogg_chains(path: str | os.PathLike) -> tuple[int, bool] | None:
+    """``(chains, ended)`` of the Ogg file at ``path``, walked page by page: how many streams
+    follow one another (a chain begins with pages marked "beginning of stream" after pages of
+    the last), and whether its last page is whole and marked "end of stream".  None if it is
+    not a sequence of Ogg pages from its first byte.
+
+    libsndfile reads only the first chain of a chained file (two OGG files joined, a radio
+    capture), silently.
+    """
+    chains, ended, started = 0, False, False
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        position = 0
+        while position < size:
+            handle.seek(position)
+            header = handle.read(27)
+            if len(header) < 27 or header[:4] != b"OggS" or header[4] != 0:
+                # bytes that are no page: none at all, or after the last (a tag some taggers
+                # append); the stream ended if its last page said so
+                return None if position == 0 else (chains, ended)
+            table = handle.read(header[26])
+            if len(table) < header[26]:
+                return chains, False
+            flags = header[5]
+            if flags & 0x02:  # beginning of a stream
+                if not started:
+                    chains += 1
+                    started = True
+            else:
+                started = False
+            position += 27 + len(table) + sum(table)
+            ended = bool(flags & 0x04) and position <= size
+    return chains, ended
+
+
+def _check_ogg_pages(path: Path, frames: int, rate: int) -> None:
+    """Refuse an Ogg file of chained streams (libsndfile reads the first) or cut short."""
+    try:
+        walked = ogg_chains(path)
+    except OSError as error:
+        raise AudioError(f"{path}: cannot read ({error.strerror or error})") from None
+    if walked is None:
+        return
+    chains, ended = walked
+    if chains > 1:
+        raise AudioError(
+            f"{path}: holds {chains} Ogg streams one after another (joined files or a capture), "
+            f"and libsndfile reads only the first ({frames / rate:.1f} s); split it, or decode "
+            f"it whole with a tool that reads chained streams, then encode that"
+        )
+    if not ended:
+        raise AudioError(f"{path}: cut short: its Ogg stream has no end (an unfinished copy, "
+                         f"download or capture?)")
 
 
 class _Window:

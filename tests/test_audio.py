@@ -805,3 +805,48 @@ def test_mp3_length_decisions(tmp_path, monkeypatch, counted, header, expected):
             msfreq.audio._check_mpeg_length(tmp_path / "a.mp3", 98_000, 44100)
     else:
         assert msfreq.audio._check_mpeg_length(tmp_path / "a.mp3", 98_000, 44100) == expected
+
+
+@pytest.mark.parametrize("subtype", ["VORBIS", "OPUS"])
+@pytest.mark.parametrize("damage", ["chained", "cut short", "tag appended", None])
+def test_ogg_read_in_part_is_refused(tmp_path, subtype, damage):
+    """Two Ogg streams one after another (libsndfile reads the first, silently) and an Ogg
+    file cut short (no end-of-stream page; libsndfile reads what is there) are refused; an
+    ID3v1 tag after the last page is not a cut."""
+    rate = 48000 if subtype == "OPUS" else 22050
+    source = write_audio(tmp_path / "in.ogg", music_like(3 * rate, rate, 2) * 0.5, rate,
+                         subtype=subtype)
+    data = source.read_bytes()
+    if damage == "chained":
+        source.write_bytes(data + data)
+        assert sf.info(str(source)).frames == 3 * rate  # what libsndfile would read
+    elif damage == "cut short":
+        source.write_bytes(data[: len(data) * 6 // 10])
+    elif damage == "tag appended":
+        source.write_bytes(data + b"TAG" + bytes(125))
+    if damage in (None, "tag appended"):
+        assert msfreq.audio.ogg_chains(source) == (1, True)
+        assert encode_file(source, tmp_path / "out.h5").channels == 2
+        return
+    message = "holds 2 Ogg streams one after another" if damage == "chained" else "cut short"
+    with pytest.raises(AudioError, match=rf"in\.ogg: {message}"):
+        encode_file(source, tmp_path / "out.h5")
+
+
+def test_ogg_walk_survives_damage(tmp_path):
+    """Walking the pages of damaged Ogg files never fails: random corruptions, junk, a page
+    claiming more than the file."""
+    source = write_audio(tmp_path / "in.ogg", music_like(22050, 22050) * 0.5, 22050,
+                         subtype="VORBIS")
+    data = source.read_bytes()
+    rng = np.random.default_rng(2)
+    cases = [b"", b"OggS", data[:27] + b"\xff" * 300, rng.bytes(50_000), data + rng.bytes(5000)]
+    for _ in range(100):
+        damaged = np.frombuffer(data, dtype=np.uint8).copy()
+        damaged[rng.integers(0, len(data), 20)] = rng.integers(0, 256, 20)
+        cases.append(damaged.tobytes())
+    for index, case in enumerate(cases):
+        path = tmp_path / f"case{index}.ogg"
+        path.write_bytes(case)
+        walked = msfreq.audio.ogg_chains(path)
+        assert walked is None or (walked[0] >= 0 and walked[1] in (True, False))

@@ -244,13 +244,15 @@ def probe(path: str | os.PathLike, *, whole: bool = True) -> AudioInfo:
     ----------
     path : path-like
     whole : bool
-        Check that soundfile reads the whole stream, where it may not (MP3: see
-        :func:`mpeg_samples`); False asks only whether it is audio.
+        Check that soundfile would read the whole stream, where it may not: an MP3's frames
+        are counted, an Ogg file's pages walked (chained streams, no end), a WAV, AIFF, W64,
+        RF64 or AU header compared with the file's size.  False asks only whether it is audio.
 
     Raises
     ------
     AudioError
-        If the file is missing or not audio that soundfile can read (whole).
+        If the file is missing, not audio that soundfile can read, or (``whole``) would be
+        read in part: the message names the file, both lengths and what to do.
     """
     path = Path(path)
     if not path.exists():
@@ -325,7 +327,7 @@ def _mpeg_frame(header: bytes) -> tuple[int, int, int, tuple[int, int, int]] | N
     return size, samples, rate, (version, layer, rate_index)
 
 
-def mpeg_samples(path: str | os.PathLike) -> int | None:
+def _mpeg_samples(path: str | os.PathLike) -> int | None:
     """Samples per channel that the MPEG audio frames of the file at ``path`` hold, counted
     frame by frame (skipping ID3v2 tags and junk between frames), or None where the stream
     cannot be walked (no frame found near the start, free format).
@@ -340,7 +342,7 @@ def mpeg_samples(path: str | os.PathLike) -> int | None:
 
 
 def _mpeg_walk(path: str | os.PathLike) -> tuple[int, bool] | None:
-    """:func:`mpeg_samples`, and whether the first frame carries a length header (Xing,
+    """:func:`_mpeg_samples`, and whether the first frame carries a length header (Xing,
     Info or VBRI)."""
     kind = None
     header = False
@@ -396,7 +398,7 @@ def _after_id3(handle) -> int:
     return 10 + size + (10 if head[5] & 0x10 else 0)
 
 
-def flac_streaminfo(path: str | os.PathLike) -> tuple[int, int, bytes] | None:
+def _flac_streaminfo(path: str | os.PathLike) -> tuple[int, int, bytes] | None:
     """``(bits_per_sample, total_samples, md5)`` from the STREAMINFO block of the FLAC file at
     ``path`` (total 0 and an MD5 of zeros mean unknown), or None if it has none."""
     with open(path, "rb") as handle:
@@ -516,7 +518,7 @@ def _check_mpeg_length(path: Path, frames: int, rate: int) -> int:
     return frames
 
 
-def ogg_chains(path: str | os.PathLike) -> tuple[int, bool] | None:
+def _ogg_chains(path: str | os.PathLike) -> tuple[int, bool] | None:
     """``(chains, ended)`` of the Ogg file at ``path``, walked page by page: how many streams
     follow one another (a chain begins with pages marked "beginning of stream" after pages of
     the last), and whether its last page is whole and marked "end of stream".  None if it is
@@ -554,7 +556,7 @@ def ogg_chains(path: str | os.PathLike) -> tuple[int, bool] | None:
 def _check_ogg_pages(path: Path, frames: int, rate: int) -> None:
     """Refuse an Ogg file of chained streams (libsndfile reads the first) or cut short."""
     try:
-        walked = ogg_chains(path)
+        walked = _ogg_chains(path)
     except OSError as error:
         raise AudioError(f"{path}: cannot read ({error.strerror or error})") from None
     if walked is None:
@@ -682,7 +684,7 @@ class AudioReader:
         self._signature = None  # a FLAC's MD5, checked when the samples have been read in order
         if info.format == "FLAC" and info.integer_bits is not None:
             try:
-                streaminfo = flac_streaminfo(info.path)
+                streaminfo = _flac_streaminfo(info.path)
             except OSError as error:
                 raise AudioError(f"{info.path}: cannot read ({error.strerror or error})") from None
             # 8, 16 and 24 bits (libsndfile's own depths; how it widens 12 or 20-bit samples

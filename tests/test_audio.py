@@ -627,7 +627,7 @@ def test_mp3_that_libsndfile_would_read_in_part_is_refused(tmp_path, damage, rat
         source.write_bytes(data + data)
     elif damage == "cut short":
         source.write_bytes(data[: len(data) * 6 // 10])
-    counted = msfreq.audio.mpeg_samples(source)
+    counted = msfreq.audio._mpeg_samples(source)
     if damage is None:
         info = probe(source)
         assert info.frames <= counted <= info.frames + msfreq.audio._MPEG_SLACK
@@ -804,7 +804,7 @@ def test_ogg_read_in_part_is_refused(tmp_path, subtype, damage):
     elif damage == "tag appended":
         source.write_bytes(data + b"TAG" + bytes(125))
     if damage in (None, "tag appended"):
-        assert msfreq.audio.ogg_chains(source) == (1, True)
+        assert msfreq.audio._ogg_chains(source) == (1, True)
         assert encode_file(source, tmp_path / "out.h5").channels == 2
         return
     message = "holds 2 Ogg streams one after another" if damage == "chained" else "cut short"
@@ -831,7 +831,7 @@ def test_stream_walks_survive_damage(tmp_path, suffix, subtype):
     for index, case in enumerate(cases):
         path = tmp_path / f"case{index}{suffix}"
         path.write_bytes(case)
-        counted = msfreq.audio.mpeg_samples(path)
+        counted = msfreq.audio._mpeg_samples(path)
         assert counted is None or 0 <= counted <= len(case) * 32  # at most 24 samples a byte
-        walked = msfreq.audio.ogg_chains(path)
+        walked = msfreq.audio._ogg_chains(path)
         assert walked is None or (walked[0] >= 0 and isinstance(walked[1], bool))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from msfreq.audio import AudioReader, probe
+from msfreq.audio import AudioInfo, AudioReader, probe
 from msfreq.batch import find_inputs, is_audio_file
 from msfreq.convert import decoded_range
 from msfreq.errors import ParameterError
@@ -399,6 +399,7 @@ class AudioDataset(_Crops):
                                  n_octaves=n_octaves, oversampling=oversampling, span=span)
         facts = []  # (sample rate, frames, channels) per file
         self._encoded = []
+        self._sources: dict[Path, AudioInfo] = {}
         for path in self.files:
             if has_msfreq_suffix(path):
                 header = read_header(path)
@@ -411,9 +412,10 @@ class AudioDataset(_Crops):
                 facts.append((header.grid.sample_rate, header.n_samples, header.n_channels))
                 self._encoded.append(True)
             else:
-                info = probe(path)
+                info = probe(path)  # refuses a file soundfile would read in part
                 facts.append((info.sample_rate, info.frames, info.channels))
                 self._encoded.append(False)
+                self._sources[path] = info  # reopened as probed: lengths stay, no walk again
         rates = sorted({rate for rate, _, _ in facts})
         if len(rates) > 1:
             first = next(path for path, fact in zip(self.files, facts, strict=True) if fact[0] == rates[0])
@@ -463,7 +465,7 @@ class AudioDataset(_Crops):
 
 
     def _handle(self, index: int):
-        opener = open_reader if self._encoded[index] else (lambda path: AudioReader(probe(path)))
+        opener = open_reader if self._encoded[index] else (lambda path: AudioReader(self._sources[path]))
         return self._opened(self.files[index], opener)
 
     def __repr__(self) -> str:

@@ -270,3 +270,33 @@ def test_audio_dataset_names_the_bad_file(tmp_path):
     (tmp_path / "noise.wav").write_bytes(b"RIFF0000WAVEjunk" + bytes(64))
     with pytest.raises(msfreq.AudioError, match="noise.wav"):
         msfreq.AudioDataset(tmp_path)
+
+
+def test_audio_files_are_checked_once_and_reopened_as_checked(tmp_path, monkeypatch):
+    """Raw audio files are probed (MP3 frames counted, Ogg pages walked) once, when the
+    dataset is made; reopening a file that more than the open-file limit pushed out does not
+    walk it again; an MP3 that libsndfile would read in part is refused, naming it."""
+    import soundfile as sf
+
+    from msfreq.errors import AudioError
+    folder = tmp_path / "mp3s"
+    folder.mkdir()
+    rate = 8000
+    for index in range(4):
+        sf.write(str(folder / f"t{index}.mp3"), music_like(3 * rate, rate, 1, seed=index) * 0.5,
+                 rate, subtype="MPEG_LAYER_III")
+    walks = []
+    walk = msfreq.audio._mpeg_walk
+    monkeypatch.setattr(msfreq.audio, "_mpeg_walk", lambda path: walks.append(path) or walk(path))
+    monkeypatch.setattr(msfreq.dataset, "_OPEN_FILES", 1)
+    dataset = msfreq.AudioDataset(folder, crop_seconds=1.0, bins_per_octave=12, seed=0)
+    assert len(walks) == 4
+    for epoch in range(3):
+        dataset.set_epoch(epoch)
+        for index in range(4):
+            assert dataset[index].shape == (1, dataset.crop_samples)
+    assert len(walks) == 4
+    data = (folder / "t0.mp3").read_bytes()
+    (folder / "t0.mp3").write_bytes(data + data)  # joined: libsndfile reads the first
+    with pytest.raises(AudioError, match=r"t0\.mp3: its MPEG frames hold"):
+        msfreq.AudioDataset(folder, crop_seconds=1.0, bins_per_octave=12)

@@ -691,10 +691,31 @@ class AudioReader:
             # is not checked here, so those are not compared rather than falsely refused)
             if streaminfo is not None and streaminfo[0] in (8, 16, 24) and any(streaminfo[2]):
                 self._signature = _FlacSignature(streaminfo[0], streaminfo[2])
+        self._file = self._open()
+
+    def _open(self) -> sf.SoundFile:
         try:
-            self._file = sf.SoundFile(os.fsencode(info.path))
+            return sf.SoundFile(os.fsencode(self.info.path))
         except (sf.LibsndfileError, RuntimeError, OSError) as error:
-            raise AudioError(f"{info.path}: cannot open ({_reason(error)})") from None
+            raise AudioError(f"{self.info.path}: cannot open ({_reason(error)})") from None
+
+    def _seek(self, frame: int) -> None:
+        """Put the decoder at ``frame``.  libsndfile cannot seek in some codecs (GSM 6.10,
+        G.721/723, NMS ADPCM, DPCM: 0.6.0 failed on every such file, at frame 0): those are
+        read on to the frame, or from the start again."""
+        if self._file.seekable():
+            self._file.seek(frame)
+            return
+        if frame < self._position:
+            self._file.close()
+            self._file = self._open()
+            self._position = 0
+        while self._position < frame:
+            skipped = self._file.read(min(frame - self._position, 1 << 16),
+                                      dtype=self.info.read_dtype, always_2d=True)
+            if not len(skipped):
+                break
+            self._position += len(skipped)
 
     def __enter__(self) -> AudioReader:
         return self
@@ -715,7 +736,7 @@ class AudioReader:
         if self.info.lossy and start != self._position:
             begin = max(0, start - LOSSY_PREROLL)
         try:
-            self._file.seek(begin)
+            self._seek(begin)
             raw = self._file.read(stop - begin, dtype=self.info.read_dtype, always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as error:
             raise AudioError(

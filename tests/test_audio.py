@@ -835,3 +835,30 @@ def test_stream_walks_survive_damage(tmp_path, suffix, subtype):
         assert counted is None or 0 <= counted <= len(case) * 32  # at most 24 samples a byte
         walked = msfreq.audio._ogg_chains(path)
         assert walked is None or (walked[0] >= 0 and isinstance(walked[1], bool))
+
+
+@pytest.mark.parametrize(
+    ("suffix", "format", "subtype"),
+    [(".wav", "WAV", "GSM610"), (".au", "AU", "G721_32"), (".wav", "WAV", "NMS_ADPCM_16"),
+     (".xi", "XI", "DPCM_16")],
+)
+def test_codecs_libsndfile_cannot_seek_in_are_read(tmp_path, suffix, format, subtype):
+    """libsndfile cannot seek in GSM 6.10, G.721, NMS ADPCM or DPCM (0.6.0 failed on every
+    such file at frame 0): reads anywhere give the frames of a decode from the start, and the
+    file encodes, in blocks too (DPCM, an integer grid, exactly)."""
+    rate = 8000
+    x = music_like(12 * rate, rate, 1, seed=2) * 0.5
+    source = tmp_path / f"in{suffix}"
+    sf.write(str(source), x, rate, format=format, subtype=subtype)
+    whole = sf.read(str(source), dtype="int32", always_2d=True)[0] * 2.0**-31
+    info = probe(source)
+    rng = np.random.default_rng(0)
+    with AudioReader(info) as reader:
+        for _ in range(20):
+            first = int(rng.integers(0, info.frames - 700))
+            np.testing.assert_array_equal(reader.read(first, first + 700), whole[first : first + 700])
+    params = TransformParams(bins_per_octave=SMALL["bins_per_octave"])
+    for seconds in (None, 2.0):
+        report = encode_file(source, tmp_path / "out.h5", EncodeOptions(params=params, block_seconds=seconds))
+        assert report.exact is (True if subtype == "DPCM_16" else None)
+        np.testing.assert_allclose(msfreq.convert.read_audio(tmp_path / "out.h5")[0], whole, atol=1e-5)

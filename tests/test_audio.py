@@ -862,3 +862,17 @@ def test_codecs_libsndfile_cannot_seek_in_are_read(tmp_path, suffix, format, sub
         report = encode_file(source, tmp_path / "out.h5", EncodeOptions(params=params, block_seconds=seconds))
         assert report.exact is (True if subtype == "DPCM_16" else None)
         np.testing.assert_allclose(msfreq.convert.read_audio(tmp_path / "out.h5")[0], whole, atol=1e-5)
+
+
+def test_resampled_coded_source_through_the_window(tmp_path):
+    """A FLAC resampled on the way in (read through the window) gives the coefficients its
+    samples give as WAV (read without one)."""
+    x = pcm16(music_like(3 * 22050, 22050, 2, seed=6) * 0.5)
+    options = EncodeOptions(sample_rate=16000, params=TransformParams(bins_per_octave=12))
+    for suffix in (".flac", ".wav"):
+        encode_file(write_audio(tmp_path / f"in{suffix}", x, 22050), tmp_path / f"{suffix}.h5",
+                    options)
+    from_flac, from_wav = msfreq.load(tmp_path / ".flac.h5"), msfreq.load(tmp_path / ".wav.h5")
+    assert from_wav.sample_rate == 16000
+    for name in from_wav.names:
+        np.testing.assert_array_equal(from_flac[name], from_wav[name])

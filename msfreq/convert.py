@@ -471,25 +471,32 @@ def encode_file(
 
 
 def _window_frames(info: AudioInfo, grid: Grid, options: EncodeOptions, resampled: bool) -> int:
-    """Frames of a coded source (FLAC, lossy ...) its reader holds while it is encoded: the
-    whole file where it takes at most :data:`~msfreq.params.SOURCE_WINDOW_BYTES`, else a
-    block's span with its margins where blocks are read one channel at a time, else none.
+    """Frames of the source its reader holds while it is encoded (see
+    :class:`~msfreq.audio.AudioReader`), at most :data:`~msfreq.params.SOURCE_WINDOW_BYTES`:
 
-    Measured (one core): a 3-minute stereo FLAC was decoded 3 times per encode (the grid
-    scan, the transform, the comparison with the decode), 2.04 -> 1.67 s; 24-bit stereo FLAC
-    at 96 and 192 kHz 8.6 and about 12 times (blocks read a channel at a time, margins twice
-    the block), 25.8 -> 21.4 s for 5 minutes at 96 kHz (+77 MB) and 47.5 -> 34.7 s for 150 s
-    at 192 kHz (+111 MB).  Where blocks are read once for all channels only their margins
-    are read again: a window saved 2 % (7 minutes of 6-channel 48 kHz) for 105 MB, so none."""
-    if not info.coded:
-        return 0  # PCM and floats: reading them again costs a copy, not a decode
+    * a coded source (FLAC, lossy ...): the whole file where it fits, else a block's span where
+      blocks are read a channel at a time;
+    * PCM or floats: the whole file where it fits and is transformed in blocks with margins or
+      a channel at a time (read more than the three times any encode reads it).
+
+    Measured (one core, 0.6.0 against 0.7.0 in one session): a 3-minute stereo FLAC was
+    decoded 3 times per encode (the grid scan, the transform, the comparison with the decode),
+    2.04 -> 1.67 s; 24-bit stereo FLAC at 96 and 192 kHz 8.6 and about 12 times (blocks read a
+    channel at a time, margins twice the block), 25.8 -> 21.4 s for 5 minutes at 96 kHz (+77
+    MB) and 47.5 -> 34.7 s for 150 s at 192 kHz (+111 MB); a 3-minute 24-bit stereo WAV
+    (double precision, blocks with margins: read 3.8 times) 3.49 -> 3.11 s (+60 MB; medians of
+    4 rounds), while a 3-minute 16-bit WAV (read 3 times) took 5 % longer with a window, so it
+    gets none.  Where
+    blocks of a coded source are read once for all channels only their margins are read
+    again: a window saved 2 % (7 minutes of 6-channel 48 kHz) for 105 MB, so none."""
     most = SOURCE_WINDOW_BYTES // info.frame_bytes
-    if info.frames <= most:
-        return info.frames
     schedule = None if resampled else block_schedule(
         grid, info.frames, info.channels, dtype=file_dtype(info, options, resampled),
         block_seconds=options.block_seconds, memory=BLOCK_BYTES)
-    if schedule is None or schedule.shared_reads:
+    read_again = schedule is not None and (schedule.margin_units > 0 or not schedule.shared_reads)
+    if info.frames <= most and (info.coded or read_again):
+        return info.frames
+    if not info.coded or schedule is None or schedule.shared_reads:
         return 0
     span = schedule.span_units * grid.hop_unit
     return span if span <= most else 0

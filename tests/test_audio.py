@@ -876,3 +876,26 @@ def test_resampled_coded_source_through_the_window(tmp_path):
     assert from_wav.sample_rate == 16000
     for name in from_wav.names:
         np.testing.assert_array_equal(from_flac[name], from_wav[name])
+
+
+@pytest.mark.parametrize(("subtype", "seconds", "passes"),
+                         [("PCM_24", 2.0, 1.0),    # blocks with margins: held whole
+                          ("PCM_16", None, 2.0)])  # read twice (transform, codes): not held
+def test_pcm_source_is_held_where_it_is_read_again(tmp_path, monkeypatch, subtype, seconds, passes):
+    """A PCM file that fits the window is held where blocks with margins read it again; one
+    transformed whole is read from the file (a copy is no cheaper than the read)."""
+    rate = SMALL["sample_rate"]
+    x = pcm16(music_like(30 * rate, rate, 2, seed=1) * 0.5)
+    source = write_audio(tmp_path / "in.wav", x, rate, subtype=subtype)
+    decoded = [0]
+    decode = AudioReader._decode
+
+    def counted(self, start, stop):
+        decoded[0] += stop - start
+        return decode(self, start, stop)
+
+    monkeypatch.setattr(AudioReader, "_decode", counted)
+    options = EncodeOptions(params=TransformParams(bins_per_octave=SMALL["bins_per_octave"]),
+                            block_seconds=seconds)
+    assert encode_file(source, tmp_path / "out.h5", options).exact is True
+    assert decoded[0] == passes * len(x)

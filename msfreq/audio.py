@@ -268,8 +268,8 @@ def probe(path: str | os.PathLike, *, whole: bool = True) -> AudioInfo:
                          f"FLAC written as a stream), and libsndfile cannot read it so")
     if info.samplerate < 1 or info.channels < 1:
         raise AudioError(f"{path}: invalid header ({info.samplerate} Hz, {info.channels} channels)")
-    if str(info.format) in ("WAV", "WAVEX"):
-        _check_wav_size(path, int(info.frames), int(info.channels), str(info.subtype),
+    if str(info.format) in ("WAV", "WAVEX", "AIFF"):
+        _check_32_bit_sizes(path, int(info.frames), int(info.channels), str(info.subtype),
                         int(info.samplerate))
     if whole:
         _check_declared_sizes(path, str(getattr(info, "extra_info", "")), int(info.frames),
@@ -466,26 +466,28 @@ def _check_declared_sizes(path: Path, log: str, frames: int, rate: int, format: 
             )
 
 
-#: Bytes per sample of the WAV subtypes whose size follows from the sample count.
-_PCM_BYTES = {"PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
+#: Bytes per sample of the WAV/AIFF subtypes whose size follows from the sample count.
+_PCM_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4,
+              "DOUBLE": 8}
 
 
-def _check_wav_size(path: Path, frames: int, channels: int, subtype: str, rate: int) -> None:
-    """Refuse a WAV that holds clearly more samples than its header says, where the header
-    cannot be right: over 4 GiB (RIFF's sizes are 32 bits: libsndfile read 2.4 % of a 4.4 GB
-    file whose sizes had wrapped, 97.6 % of one that said 0xFFFFFFFF) or saying no samples
-    at all (a recording whose header was never finished)."""
+def _check_32_bit_sizes(path: Path, frames: int, channels: int, subtype: str, rate: int) -> None:
+    """Refuse a WAV or AIFF file that holds clearly more samples than its header says, where
+    the header cannot be right: over 4 GiB (their sizes are 32 bits: libsndfile read 2.4 % of
+    a 4.4 GB WAV or AIFF whose sizes had wrapped, 97.6 % of a WAV that said 0xFFFFFFFF) or
+    saying no samples at all (a recording whose header was never finished)."""
     width = _PCM_BYTES.get(subtype)
     size = path.stat().st_size
     if width is None or not (size >= 2**32 or frames == 0):
         return
-    held = (size - 44) // (width * channels)  # at most: the header takes 44 bytes or more
+    held = (size - 44) // (width * channels)  # at most: a header takes 44 bytes or more
     if held > frames + rate:  # by more than a second (other chunks are small)
         said = "no samples" if frames == 0 else f"{frames / rate:.1f} s"
         raise AudioError(
             f"{path}: holds about {held / rate:.1f} s of samples but its header says {said}, "
-            f"and libsndfile reads only that (a WAV over 4 GiB, or one whose header was never "
-            f"finished); rewrite it as RF64, W64 or FLAC with a tool that reads the whole file"
+            f"and libsndfile reads only that (a WAV or AIFF over 4 GiB, or one whose header was "
+            f"never finished); rewrite it as RF64, W64 or FLAC with a tool that reads the whole "
+            f"file"
         )
 
 

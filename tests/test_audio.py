@@ -722,6 +722,33 @@ def test_wav_whose_header_cannot_describe_it_is_refused(tmp_path, data_bytes, de
         assert probe(path).frames == declared // 6
 
 
+def _pcm_aiff(path, data_bytes: int, rate: int = 96000, channels: int = 2) -> None:
+    """A 24-bit AIFF header for ``data_bytes`` of samples, its sizes mod 2**32, followed by
+    that many zeros (sparse)."""
+    frames = data_bytes // (3 * channels)
+    exponent = rate.bit_length() - 1
+    comm = (b"COMM" + (18).to_bytes(4, "big") + channels.to_bytes(2, "big") + frames.to_bytes(4, "big")
+            + (24).to_bytes(2, "big") + (16383 + exponent).to_bytes(2, "big")
+            + (rate << (63 - exponent)).to_bytes(8, "big"))
+    header = (b"FORM" + ((data_bytes + 46) & 0xFFFFFFFF).to_bytes(4, "big") + b"AIFF" + comm
+              + b"SSND" + ((data_bytes + 8) & 0xFFFFFFFF).to_bytes(4, "big") + bytes(8))
+    with open(path, "wb") as handle:
+        handle.write(header)
+        handle.truncate(len(header) + data_bytes)
+
+
+@pytest.mark.parametrize(("data_bytes", "refused"), [(4_400_000_004, True), (576_000 * 10, False)])
+def test_aiff_over_4_gib_is_refused(tmp_path, data_bytes, refused):
+    """An AIFF over 4 GiB (its sizes wrapped: libsndfile reads 2.4 % of 4.4 GB) is refused."""
+    path = tmp_path / "take.aiff"
+    _pcm_aiff(path, data_bytes)
+    if refused:
+        with pytest.raises(AudioError, match=r"take\.aiff: holds about \d+\.\d s of samples but its header says"):
+            probe(path)
+    else:
+        assert probe(path).frames == data_bytes // 6
+
+
 @pytest.mark.parametrize(
     ("suffix", "format", "subtype"),
     [(".wav", "WAV", "PCM_16"), (".wav", "WAVEX", "PCM_24"), (".wav", "WAV", "FLOAT"),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 MODULES = [
     "msfreq", "msfreq.params", "msfreq.scales", "msfreq.frames", "msfreq.fft", "msfreq.transform",
-    "msfreq.representation", "msfreq.quantize", "msfreq.store", "msfreq.audio",
+    "msfreq.representation", "msfreq.quantize", "msfreq.store", "msfreq.containers", "msfreq.audio",
     "msfreq.convert", "msfreq.pool", "msfreq.batch", "msfreq.report", "msfreq.dataset",
     "msfreq.errors", "msfreq.torch",
 ]

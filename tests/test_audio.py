@@ -12,6 +12,7 @@ from helpers import SMALL, music_like, pcm16, snr_db, without_xing, write_audio
 from scipy.signal import resample_poly
 
 import msfreq
+import msfreq.containers
 import msfreq.convert
 from msfreq.audio import (
     MAX_GRID_BITS,
@@ -627,10 +628,10 @@ def test_mp3_that_libsndfile_would_read_in_part_is_refused(tmp_path, damage, rat
         source.write_bytes(data + data)
     elif damage == "cut short":
         source.write_bytes(data[: len(data) * 6 // 10])
-    counted = msfreq.audio._mpeg_samples(source)
+    counted = msfreq.containers.mpeg_samples(source)
     if damage is None:
         info = probe(source)
-        assert info.frames <= counted <= info.frames + msfreq.audio._MPEG_SLACK
+        assert info.frames <= counted <= info.frames + msfreq.containers._MPEG_SLACK
         return
     if damage == "cut short":
         assert counted < 0.75 * sf.info(str(source)).frames
@@ -804,13 +805,13 @@ def test_odd_but_whole_wav_headers_are_read(tmp_path, case):
 )
 def test_mp3_length_decisions(tmp_path, monkeypatch, counted, header, expected):
     """What the MPEG frame count decides against libsndfile's 98,000 frames."""
-    monkeypatch.setattr(msfreq.audio, "_mpeg_walk",
+    monkeypatch.setattr(msfreq.containers, "_mpeg_walk",
                         lambda path: None if counted is None else (counted, header))
     if isinstance(expected, str):
         with pytest.raises(AudioError, match=expected):
-            msfreq.audio._check_mpeg_length(tmp_path / "a.mp3", 98_000, 44100)
+            msfreq.containers.check_mpeg_length(tmp_path / "a.mp3", 98_000, 44100)
     else:
-        assert msfreq.audio._check_mpeg_length(tmp_path / "a.mp3", 98_000, 44100) == expected
+        assert msfreq.containers.check_mpeg_length(tmp_path / "a.mp3", 98_000, 44100) == expected
 
 
 @pytest.mark.parametrize("subtype", ["VORBIS", "OPUS"])
@@ -831,7 +832,7 @@ def test_ogg_read_in_part_is_refused(tmp_path, subtype, damage):
     elif damage == "tag appended":
         source.write_bytes(data + b"TAG" + bytes(125))
     if damage in (None, "tag appended"):
-        assert msfreq.audio._ogg_chains(source) == (1, True)
+        assert msfreq.containers.ogg_chains(source) == (1, True)
         assert encode_file(source, tmp_path / "out.h5").channels == 2
         return
     message = "holds 2 Ogg streams one after another" if damage == "chained" else "cut short"
@@ -858,9 +859,9 @@ def test_stream_walks_survive_damage(tmp_path, suffix, subtype):
     for index, case in enumerate(cases):
         path = tmp_path / f"case{index}{suffix}"
         path.write_bytes(case)
-        counted = msfreq.audio._mpeg_samples(path)
+        counted = msfreq.containers.mpeg_samples(path)
         assert counted is None or 0 <= counted <= len(case) * 32  # at most 24 samples a byte
-        walked = msfreq.audio._ogg_chains(path)
+        walked = msfreq.containers.ogg_chains(path)
         assert walked is None or (walked[0] >= 0 and isinstance(walked[1], bool))
 
 

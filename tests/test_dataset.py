@@ -286,8 +286,8 @@ def test_audio_files_are_checked_once_and_reopened_as_checked(tmp_path, monkeypa
         sf.write(str(folder / f"t{index}.mp3"), music_like(3 * rate, rate, 1, seed=index) * 0.5,
                  rate, subtype="MPEG_LAYER_III")
     walks = []
-    walk = msfreq.audio._mpeg_walk
-    monkeypatch.setattr(msfreq.audio, "_mpeg_walk", lambda path: walks.append(path) or walk(path))
+    walk = msfreq.containers._mpeg_walk
+    monkeypatch.setattr(msfreq.containers, "_mpeg_walk", lambda path: walks.append(path) or walk(path))
     monkeypatch.setattr(msfreq.dataset, "_OPEN_FILES", 1)
     dataset = msfreq.AudioDataset(folder, crop_seconds=1.0, bins_per_octave=12, seed=0)
     assert len(walks) == 4

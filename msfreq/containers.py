@@ -171,8 +171,15 @@ def flac_streaminfo(path: str | os.PathLike) -> tuple[int, int, bytes] | None:
 
 class FlacSignature:
     """The MD5 of a FLAC's samples as its STREAMINFO defines it (interleaved, signed,
-    little-endian, in whole bytes), to compare with the one the file records (8, 16 or 24
-    bits)."""
+    little-endian, in whole bytes), to compare with the one the file records.
+
+    Parameters
+    ----------
+    bits : {8, 16, 24}
+        The FLAC's bits per sample (its STREAMINFO's).
+    expected : bytes
+        The 16-byte MD5 its STREAMINFO records.
+    """
 
     def __init__(self, bits: int, expected: bytes) -> None:
         self.bits = bits
@@ -180,7 +187,8 @@ class FlacSignature:
         self.md5 = hashlib.md5(usedforsecurity=False)
 
     def update(self, raw: np.ndarray) -> None:
-        """Add samples as :class:`AudioReader` reads them (int32, value in the top bits)."""
+        """Add samples as :class:`~msfreq.audio.AudioReader` reads them (int32, the value in
+        the top bits), in order."""
         width = self.bits // 8
         values = np.ascontiguousarray(raw, dtype="<i4")
         # the value is the top ``width`` bytes of each little-endian int32 as read: those
@@ -190,6 +198,7 @@ class FlacSignature:
         self.md5.update(np.ascontiguousarray(values.reshape(-1).view(field)["v"]))
 
     def matches(self) -> bool:
+        """Whether the samples added so far have the MD5 the file records."""
         return self.md5.digest() == self.expected
 
 

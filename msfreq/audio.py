@@ -20,14 +20,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from msfreq.containers import (
-    FlacSignature,
-    check_32_bit_sizes,
-    check_declared_sizes,
-    check_mpeg_length,
-    check_ogg_pages,
-    flac_streaminfo,
-)
+from msfreq.containers import FlacSignature, checked_frames, flac_streaminfo
 from msfreq.errors import AudioError
 from msfreq.store import atomic_path
 
@@ -197,12 +190,17 @@ class AudioInfo:
         return self.format in ("FLAC", "OGG", "MP3") or self.subtype not in _PLAIN_SUBTYPES
 
     @property
-    def frame_bytes(self) -> int:
-        """Bytes an :class:`AudioReader` window takes per frame (integers of up to 16 bits
-        in 2 bytes a sample, other samples as read)."""
+    def held_dtype(self) -> np.dtype:
+        """The dtype an :class:`AudioReader` window holds samples in: integers of up to 16
+        bits in 16 bits (exactly: libsndfile gives them in the top bits of an int32), other
+        samples as read."""
         bits = self.integer_bits
-        size = 2 if bits is not None and bits <= 16 else np.dtype(self.read_dtype).itemsize
-        return size * self.channels
+        return np.dtype(np.int16 if bits is not None and bits <= 16 else self.read_dtype)
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes an :class:`AudioReader` window takes per frame."""
+        return self.held_dtype.itemsize * self.channels
 
     @property
     def integer_bits(self) -> int | None:
@@ -275,19 +273,11 @@ def probe(path: str | os.PathLike, *, whole: bool = True) -> AudioInfo:
                          f"FLAC written as a stream), and libsndfile cannot read it so")
     if info.samplerate < 1 or info.channels < 1:
         raise AudioError(f"{path}: invalid header ({info.samplerate} Hz, {info.channels} channels)")
-    if str(info.format) in ("WAV", "WAVEX", "AIFF"):
-        check_32_bit_sizes(path, int(info.frames), int(info.channels), str(info.subtype),
-                        int(info.samplerate))
-    if whole:
-        check_declared_sizes(path, str(getattr(info, "extra_info", "")), int(info.frames),
-                              int(info.samplerate), str(info.format))
-    if info.frames < 1:
+    frames = checked_frames(path, str(info.format), str(info.subtype), int(info.frames),
+                            int(info.channels), int(info.samplerate),
+                            str(getattr(info, "extra_info", "")), whole=whole)
+    if frames < 1:
         raise AudioError(f"{path}: holds no samples")
-    frames = int(info.frames)
-    if whole and str(info.format) == "MP3":
-        frames = check_mpeg_length(path, frames, int(info.samplerate))
-    if whole and str(info.format) == "OGG":
-        check_ogg_pages(path, frames, int(info.samplerate))
     return AudioInfo(
         path=path,
         sample_rate=int(info.samplerate),
@@ -313,15 +303,14 @@ class _Window:
     #: Frames per chunk.
     CHUNK = 1 << 16
 
-    def __init__(self, capacity: int, frames: int, channels: int, dtype: str,
-                 compact: bool) -> None:
+    def __init__(self, capacity: int, info: AudioInfo) -> None:
         chunk = self.CHUNK
-        self.frames = frames
-        self.dtype = np.dtype(dtype)
-        self.compact = compact
+        self.frames = info.frames
+        self.dtype = np.dtype(info.read_dtype)
+        self.compact = info.held_dtype != self.dtype  # 16-bit integers read as int32
         # two more than the capacity needs: a read of ``capacity`` frames may touch them
-        slots = min(-(-capacity // chunk) + 2, -(-frames // chunk))
-        self.buffer = np.empty((slots, chunk, channels), dtype=np.int16 if compact else dtype)
+        slots = min(-(-capacity // chunk) + 2, -(-info.frames // chunk))
+        self.buffer = np.empty((slots, chunk, info.channels), dtype=info.held_dtype)
         self.slot_of: OrderedDict[int, int] = OrderedDict()  # chunk -> slot, oldest first
 
     def read(self, start: int, stop: int, decode: Callable[[int, int], np.ndarray]) -> np.ndarray | None:
@@ -401,8 +390,7 @@ class AudioReader:
         self._hashed = 0
         self._grid = 0
         capacity = min(info.frames, max(int(window_frames), 0))
-        self._window = _Window(capacity, info.frames, info.channels, info.read_dtype,
-                               info.frame_bytes < info.channels * 4) if capacity else None
+        self._window = _Window(capacity, info) if capacity else None
         #: Frames decoded from the file, in all (a measure of the window's use).
         self.decoded_frames = 0
         self._position = 0  # where the file's decoder stands

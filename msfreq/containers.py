@@ -25,10 +25,7 @@ __all__ = [
     "ogg_chains",
     "flac_streaminfo",
     "FlacSignature",
-    "check_mpeg_length",
-    "check_ogg_pages",
-    "check_declared_sizes",
-    "check_32_bit_sizes",
+    "checked_frames",
 ]
 
 
@@ -216,7 +213,7 @@ _PLACEHOLDER_SIZES = frozenset({0, 0xFFFFFFFF, 0x7FFFFFFF, 0xFFFFFFFFFFFFFFFF})
 _SIZE_SLACK = 64
 
 
-def check_declared_sizes(path: Path, log: str, frames: int, rate: int, format: str) -> None:
+def _check_declared_sizes(path: Path, log: str, frames: int, rate: int, format: str) -> None:
     """Refuse a file cut short: libsndfile reads what there is and notes in its log that the
     header said more (a WAV, AIFF, W64, RF64 or AU file cut at 60 % was read as 2.4 s of 4,
     silently)."""
@@ -234,12 +231,14 @@ def check_declared_sizes(path: Path, log: str, frames: int, rate: int, format: s
             )
 
 
+#: Formats whose sizes are 32 bits (a file over 4 GiB cannot say how much it holds).
+_32_BIT_FORMATS = frozenset({"WAV", "WAVEX", "AIFF"})
 #: Bytes per sample of the WAV/AIFF subtypes whose size follows from the sample count.
 _PCM_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4,
               "DOUBLE": 8}
 
 
-def check_32_bit_sizes(path: Path, frames: int, channels: int, subtype: str, rate: int) -> None:
+def _check_32_bit_sizes(path: Path, frames: int, channels: int, subtype: str, rate: int) -> None:
     """Refuse a WAV or AIFF file that holds clearly more samples than its header says, where
     the header cannot be right: over 4 GiB (their sizes are 32 bits: libsndfile read 2.4 % of
     a 4.4 GB WAV or AIFF whose sizes had wrapped, 97.6 % of a WAV that said 0xFFFFFFFF) or
@@ -259,15 +258,12 @@ def check_32_bit_sizes(path: Path, frames: int, channels: int, subtype: str, rat
         )
 
 
-def check_mpeg_length(path: Path, frames: int, rate: int) -> int:
+def _check_mpeg_length(path: Path, frames: int, rate: int) -> int:
     """The frames to read of an MP3 that libsndfile says holds ``frames``: refuse one whose
     MPEG frames hold clearly more (read in part) or, where a length header says so, clearly
     less (cut short); where the length is only libsndfile's estimate (no such header), no
     more than the frames hold (the rest would be read as silence)."""
-    try:
-        walked = _mpeg_walk(path)
-    except OSError as error:
-        raise AudioError(f"{path}: cannot read ({error.strerror or error})") from None
+    walked = _mpeg_walk(path)
     if walked is None:
         return frames
     counted, header = walked
@@ -334,12 +330,9 @@ def ogg_chains(path: str | os.PathLike) -> tuple[int, bool] | None:
     return chains, ended
 
 
-def check_ogg_pages(path: Path, frames: int, rate: int) -> None:
+def _check_ogg_pages(path: Path, frames: int, rate: int) -> None:
     """Refuse an Ogg file of chained streams (libsndfile reads the first) or cut short."""
-    try:
-        walked = ogg_chains(path)
-    except OSError as error:
-        raise AudioError(f"{path}: cannot read ({error.strerror or error})") from None
+    walked = ogg_chains(path)
     if walked is None:
         return
     chains, ended = walked
@@ -352,3 +345,36 @@ def check_ogg_pages(path: Path, frames: int, rate: int) -> None:
     if not ended:
         raise AudioError(f"{path}: cut short: its Ogg stream has no end (an unfinished copy, "
                          f"download or capture?)")
+
+
+def checked_frames(path: str | os.PathLike, format: str, subtype: str, frames: int, channels: int,
+                   rate: int, log: str, *, whole: bool = True) -> int:
+    """The frames of an audio file to read, as soundfile describes it (``format``,
+    ``subtype``, ``frames``, ``channels``, ``rate`` and libsndfile's ``log``), once the file
+    itself has been checked for what libsndfile would read in part.
+
+    A WAV or AIFF over 4 GiB or one saying no samples while samples follow is always refused
+    (its header cannot be right); with ``whole``, also a file cut short (the sizes its header
+    declares against the file's), an MP3 whose frames hold clearly more or, by its length
+    header, less than libsndfile reads (without such a header: no more than they hold), and
+    an Ogg file of chained streams or without an end.
+
+    Raises
+    ------
+    AudioError
+        Naming the file, both lengths and what to do; or that the file cannot be read.
+    """
+    path = Path(path)
+    try:
+        if format in _32_BIT_FORMATS:
+            _check_32_bit_sizes(path, frames, channels, subtype, rate)
+        if not whole:
+            return frames
+        _check_declared_sizes(path, log, frames, rate, format)
+        if format == "MP3":
+            return _check_mpeg_length(path, frames, rate)
+        if format == "OGG":
+            _check_ogg_pages(path, frames, rate)
+    except OSError as error:
+        raise AudioError(f"{path}: cannot read ({error.strerror or error})") from None
+    return frames

@@ -809,9 +809,9 @@ def test_mp3_length_decisions(tmp_path, monkeypatch, counted, header, expected):
                         lambda path: None if counted is None else (counted, header))
     if isinstance(expected, str):
         with pytest.raises(AudioError, match=expected):
-            msfreq.containers.check_mpeg_length(tmp_path / "a.mp3", 98_000, 44100)
+            msfreq.containers._check_mpeg_length(tmp_path / "a.mp3", 98_000, 44100)
     else:
-        assert msfreq.containers.check_mpeg_length(tmp_path / "a.mp3", 98_000, 44100) == expected
+        assert msfreq.containers._check_mpeg_length(tmp_path / "a.mp3", 98_000, 44100) == expected
 
 
 @pytest.mark.parametrize("subtype", ["VORBIS", "OPUS"])

@@ -71,16 +71,54 @@ def widened(music: Path, path: Path, subtype: str) -> Path:
     return path
 
 
+def lossy(music: Path, path: Path, format: str, subtype: str) -> Path:
+    """``music`` through a lossy codec (soundfile's default quality: about 128 kbit/s for
+    MP3), written in pieces (libsndfile's MP3 and Vorbis writers crash on one 3-minute write)."""
+    samples, rate = sf.read(str(music), dtype="float32")
+    with sf.SoundFile(str(path), "w", rate, samples.shape[1], format=format, subtype=subtype) as out:
+        for first in range(0, len(samples), 1 << 15):
+            out.write(samples[first : first + (1 << 15)])
+    return path
+
+
+def decoded_verdict(source: Path, out: Path) -> str:
+    """How the files in ``out`` decode against ``source``: bit-identical (to the source, or to
+    its samples rounded), or the SNR of one file's decode against the source."""
+    headers = [msfreq.read_header(p) for p in sorted(out.rglob("*.h5"))]
+    exact = sum(1 for h in headers if h.exact)
+    if exact == len(headers):
+        bits = {h.rounded_bits for h in headers}
+        if bits == {None}:
+            return "bit-identical"
+        snrs = [h.source.get("rounding_snr_db") for h in headers]
+        return (f"rounded to {'/'.join(map(str, sorted(bits)))}-bit steps "
+                f"(SNR {min(snrs):.1f} dB), then bit-identical") if None not in snrs \
+            else "bit-identical (nothing rounded)"
+    if source.is_dir():
+        return f"{exact} of {len(headers)} exact"
+    reference, _ = sf.read(str(source), dtype="float32", always_2d=True)
+    decoded, _ = msfreq.read_audio(headers[0].path)
+    noise = np.sum((decoded - reference) ** 2)
+    return f"SNR {10 * np.log10(np.sum(reference.astype(np.float64) ** 2) / noise):.1f} dB"
+
+
 def sizes_table(music: Path, folder: Path, deep: Path, floats: Path) -> list[str]:
-    rows = ["| source | options | bytes per second of audio | ratio to the source | encode (s) | decode (s) | decoded |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| source | options | bytes per second of audio | ratio to the source | ratio to the 16-bit WAV | encode (s) | decode (s) | decoded |",
+            "|---|---|---|---|---|---|---|---|"]
+    wav_rate = 2 * 2 * RATE  # bytes per second of 16-bit stereo
+    mp3 = lossy(music, WORK / "mix.mp3", "MP3", "MPEG_LAYER_III")
     cases = [(music, "music, 16-bit stereo", opts) for opts in
              ([], ["--compression", "zstd"], ["--compression", "gzip"], ["--compression", "none"],
               ["--keep-bits", "12"])]
+    cases += [(mp3, "music as MP3", opts) for opts in
+              ([], ["--keep-bits", "16"], ["--round-bits", "24"], ["--round-bits", "20"],
+               ["--round-bits", "16"])]
     cases += [(folder, "drum one-shots (8/16/24-bit)", []),
               (folder, "drum one-shots (8/16/24-bit)", ["--compression", "zstd"]),
               (deep, "24-bit stereo", []), (deep, "24-bit stereo", ["--precision", "double"]),
+              (deep, "24-bit stereo", ["--round-bits", "16"]),
               (floats, "float stereo", []), (floats, "float stereo", ["--keep-bits", "16"]),
+              (floats, "float stereo", ["--round-bits", "24"]),
               (widened(music, WORK / "wide.flac", "PCM_24"), "16-bit content in 24-bit FLAC", []),
               (widened(music, WORK / "wide.wav", "FLOAT"), "16-bit content in float WAV", [])]
     for source, label, options in cases:
@@ -89,12 +127,10 @@ def sizes_table(music: Path, folder: Path, deep: Path, floats: Path) -> list[str
         arguments = [f"{source}/"] if source.is_dir() else [str(source)]
         encode = cli("encode", *arguments, "-o", str(out), *options)
         decode = cli("decode", f"{out}/", "-o", str(WORK / "dec"))
-        headers = [msfreq.read_header(p) for p in sorted(out.rglob("*.h5"))]
-        seconds = sum(h.duration for h in headers)
-        exact = sum(1 for h in headers if h.exact)
-        verdict = "bit-identical" if exact == len(headers) else f"{exact} of {len(headers)} exact"
+        seconds = sum(msfreq.read_header(p).duration for p in out.rglob("*.h5"))
         rows.append(f"| {label} | {' '.join(options) or 'default'} | {size(out) / seconds:,.0f} | "
-                    f"{size(out) / size(source):.2f}x | {encode:.2f} | {decode:.2f} | {verdict} |")
+                    f"{size(out) / size(source):.2f}x | {size(out) / seconds / wav_rate:.2f}x | "
+                    f"{encode:.2f} | {decode:.2f} | {decoded_verdict(source, out)} |")
         print(rows[-1], flush=True)
     return rows
 

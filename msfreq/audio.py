@@ -21,7 +21,7 @@ import numpy as np
 import soundfile as sf
 
 from msfreq.containers import FlacSignature, checked_frames, flac_streaminfo
-from msfreq.errors import AudioError
+from msfreq.errors import AudioError, ParameterError
 from msfreq.store import atomic_path
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "AudioReader",
     "AudioWriter",
     "output_format",
+    "named_format",
     "quantize",
     "overs",
     "grid_bits",
@@ -59,6 +60,17 @@ _SUFFIX_OF_FORMAT = {
     "WAV": ".wav", "WAVEX": ".wav", "RF64": ".wav", "W64": ".w64", "FLAC": ".flac",
     "AIFF": ".aiff", "AU": ".au", "CAF": ".caf", "OGG": ".ogg", "MP3": ".mp3", "IRCAM": ".sf",
     "NIST": ".nist", "VOC": ".voc", "PAF": ".paf", "SVX": ".8svx", "W64X": ".w64",
+}
+#: The format a file name's ending announces, and the subtype where it announces one too.
+_FORMAT_OF_SUFFIX = {
+    ".wav": ("WAV", None), ".wave": ("WAV", None), ".bwf": ("WAV", None), ".rf64": ("RF64", None),
+    ".w64": ("W64", None), ".flac": ("FLAC", None), ".aif": ("AIFF", None), ".aiff": ("AIFF", None),
+    ".aifc": ("AIFF", None), ".au": ("AU", None), ".snd": ("AU", None), ".caf": ("CAF", None),
+    ".ogg": ("OGG", None), ".oga": ("OGG", None), ".opus": ("OGG", "OPUS"), ".mp3": ("MP3", None),
+    ".sf": ("IRCAM", None), ".nist": ("NIST", None), ".sph": ("NIST", None), ".voc": ("VOC", None),
+    ".paf": ("PAF", None), ".8svx": ("SVX", None), ".iff": ("SVX", None), ".mat": ("MAT5", None),
+    ".htk": ("HTK", None), ".sd2": ("SD2", None), ".xi": ("XI", None), ".avr": ("AVR", None),
+    ".wve": ("WVE", None), ".mpc": ("MPC2K", None), ".pvf": ("PVF", None), ".sds": ("SDS", None),
 }
 #: File name endings taken as audio when a folder is searched.
 AUDIO_SUFFIXES = frozenset(
@@ -549,6 +561,34 @@ def _closest_subtype(chosen: str, source_subtype: str | None) -> str:
         return min(keeps, key=lambda name: (floats_first != (name in _FLOAT_SUBTYPES),
                                             _resolution(name), name))
     return max(lossless, key=lambda name: (_resolution(name), name))
+
+
+def named_format(path: str | os.PathLike, format: str | None = None,
+                 subtype: str | None = None) -> tuple[str | None, str | None]:
+    """The ``(format, subtype)`` to ask :func:`output_format` for, for an output file the user
+    named: its name's ending decides the format where none is asked (``song.wav``: WAV, not
+    the FLAC a lossy source would get; 0.7.0 wrote the source's format under any name).
+
+    Raises
+    ------
+    ParameterError
+        If the asked ``format`` or ``subtype`` contradicts the name (``-o take.flac`` with
+        ``--format WAV``).
+
+    Examples
+    --------
+    >>> named_format("song.wav"), named_format("talk.opus"), named_format("take.raw", "RAW")
+    (('WAV', None), ('OGG', 'OPUS'), ('RAW', None))
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in _FORMAT_OF_SUFFIX:
+        return format, subtype
+    named, named_subtype = _FORMAT_OF_SUFFIX[suffix]
+    if format is not None and format.upper() != named and _SUFFIX_OF_FORMAT.get(format.upper()) != suffix:
+        raise ParameterError(f"{path} names a {named} file, not {format.upper()} (--format)")
+    if subtype is not None and named_subtype is not None and subtype.upper() != named_subtype:
+        raise ParameterError(f"{path} names an {named_subtype} file, not {subtype.upper()} (--subtype)")
+    return format or named, subtype or named_subtype
 
 
 def output_format(

@@ -24,10 +24,10 @@ import re
 import stat
 import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from msfreq.audio import AUDIO_SUFFIXES, output_format, probe
+from msfreq.audio import AUDIO_SUFFIXES, named_format, output_format, probe
 from msfreq.convert import (
     DecodeOptions,
     EncodeOptions,
@@ -366,14 +366,17 @@ def _single_file(found, output: Path, wants: Callable[[Path], bool]) -> bool:
 
 def _plan(inputs, output, options, *, is_wanted: Callable[[Path], bool],
           names_a_file: Callable[[Path], bool], name_of: Callable[[Path, str], str],
-          overwrite: bool, debug: bool) -> Plan:
-    """The shared planning of encode and decode: find, name, check, and make the jobs."""
+          overwrite: bool, debug: bool, named: Callable[[Path], object] | None = None) -> Plan:
+    """The shared planning of encode and decode: find, name, check, and make the jobs.
+    ``named(output)``: the options for one input written to the file ``output`` the user
+    named (default ``options``)."""
     output = Path(output)
     present: list[Path] = []
     found, ignored, problems = find_inputs(inputs, is_wanted, skip=output, present=present)
     if _single_file(found, output, names_a_file):
         source, relative = found[0]
-        jobs = [Job(source, output, display(relative), options, overwrite, debug)]
+        chosen = options if named is None else named(output)
+        jobs = [Job(source, output, display(relative), chosen, overwrite, debug)]
     else:
         if output.exists() and not output.is_dir():
             raise ParameterError(f"output {display(output)} exists and is not a folder")
@@ -433,7 +436,9 @@ def plan_decode(
 ) -> Plan:
     """Plan decoding ``inputs`` into the folder (or, for one file, the file) ``output``.
 
-    Each output's suffix follows the format it will be written in (the source's by default).
+    Each output's suffix follows the format it will be written in (the source's by default);
+    one file written to a file the user named is written in the format its name says (see
+    :func:`~msfreq.audio.named_format`).
     A file whose header cannot be read is still planned (under its own name with ``.wav``);
     the job then reports why it fails.
 
@@ -458,9 +463,13 @@ def plan_decode(
             suffix = ".wav"  # the job itself will report the problem
         return decoded_name(name, suffix)
 
+    def named(path: Path) -> DecodeOptions:
+        format, subtype = named_format(path, options.format, options.subtype)
+        return replace(options, format=format, subtype=subtype)
+
     return _plan(inputs, output, options, is_wanted=is_msfreq_file,
                  names_a_file=lambda path: path.suffix.lower() in AUDIO_SUFFIXES,
-                 name_of=name_of, overwrite=overwrite, debug=debug)
+                 name_of=name_of, overwrite=overwrite, debug=debug, named=named)
 
 
 # --- running ---------------------------------------------------------------------------
@@ -535,7 +544,7 @@ def _verify(job: Job, progress: Callable[[int, int], None]) -> Outcome:
             text += ", magnitudes only (nothing to decode)"
         elif job.options.decode:
             verify_decode(job.source, progress=progress)
-            text += {True: ", decodes to exactly the source samples",
+            text += {True: f", decodes to exactly {header.decodes_to}",
                      False: ", decodes (not exactly: the file says so)",
                      None: ", decodes (no exactness recorded)"}[header.exact]
         return Outcome(job, "done", "", text)

@@ -43,7 +43,9 @@ from msfreq.params import (
     DEFAULT_FILE_DTYPE,
     DEFAULT_FMIN,
     DEFAULT_TUNING,
+    EXACT_BITS,
     MAX_SPAN,
+    MIN_ROUND_BITS,
     TransformParams,
 )
 from msfreq.version import __version__
@@ -195,10 +197,17 @@ def _encode_line(outcome: Outcome) -> str:
              None: {"resampled": "not checked (resampled)",
                     "single precision": "not checked bit for bit: a float or lossy source in "
                                         "single precision (--precision double gives it back "
-                                        "exactly)"
+                                        "exactly; --round-bits 16 to 24, rounded, smaller, "
+                                        "checked)"
                     }.get(report.unchecked, "not checked"),
              False: "does not decode bit-identically at this precision"}[report.exact]
-    if report.grid_bits is not None:
+    if report.rounded_bits is not None:
+        change = ("nothing changed" if report.rounding_snr_db is None
+                  else f"SNR {report.rounding_snr_db:.1f} dB against the source")
+        exact = f"rounded to {report.rounded_bits}-bit steps ({change}), {exact}"
+        if report.exact:
+            exact += " to them"
+    elif report.grid_bits is not None:
         exact = f"{report.grid_bits}-bit content, {exact}"
     return (f"encoded: {display(outcome.job.source)} -> {display(report.destination)} "
             f"({report.seconds:.2f} s audio, {_size(report.bytes_written)}, {exact}, "
@@ -209,6 +218,8 @@ def _decode_line(outcome: Outcome) -> str:
     report = outcome.detail
     identical = {True: ", bit-identical to the source", False: ", not bit-identical to the source",
                  None: ""}[report.identical]
+    if report.identical is not None and report.rounded_bits is not None:
+        identical += f" rounded to {report.rounded_bits}-bit steps"
     losses = "".join(f"; LOSS: {loss}" for loss in report.losses)
     return (f"decoded: {display(outcome.job.source)} -> {display(report.destination)} "
             f"({report.format} {report.subtype}{identical}{losses}, {report.elapsed:.2f} s)")
@@ -277,6 +288,12 @@ def cli() -> None:
 @click.option("--keep-bits", type=click.IntRange(1, 52), default=None,
               help="Smaller, inexact files: keep this many mantissa bits of every coefficient "
                    "(see README for size against SNR). Default: exact.")
+@click.option("--round-bits", type=click.IntRange(MIN_ROUND_BITS, EXACT_BITS["complex128"]),
+              default=None,
+              help="Smaller files, checked: round float, lossy (MP3, Ogg) and deeper integer "
+                   "samples to N-bit steps first, stored as levels that decode to the rounded "
+                   "samples bit for bit; the line gives the SNR (see README). Above 16: double "
+                   "precision.")
 @click.option("--no-codes", "no_codes", is_flag=True,
               help="Integer sources: steps that round back by themselves instead of coarser "
                    "steps plus a correction code per sample (files about 12 % larger, format "
@@ -285,8 +302,8 @@ def cli() -> None:
 @click.option("--sample-rate", type=click.IntRange(min=1), default=None,
               help="Resample to this rate first, to put a mixed collection on one grid.")
 def encode(inputs, output, jobs, overwrite, quiet, debug, scheduler, bins_per_octave, fmin,
-           n_octaves, tuning, oversampling, span, precision, compression, keep_bits, no_codes,
-           sample_rate) -> None:
+           n_octaves, tuning, oversampling, span, precision, compression, keep_bits, round_bits,
+           no_codes, sample_rate) -> None:
     """Encode audio files and folders (searched recursively) into msfreq HDF5 files.
 
     \b
@@ -304,7 +321,7 @@ def encode(inputs, output, jobs, overwrite, quiet, debug, scheduler, bins_per_oc
         params=TransformParams(bins_per_octave=bins_per_octave, fmin=fmin, tuning=tuning,
                                n_octaves=n_octaves, oversampling=oversampling, span=span),
         dtype=_PRECISIONS[precision], compression=compression, sample_rate=sample_rate,
-        keep_bits=keep_bits, codes=not no_codes,
+        keep_bits=keep_bits, codes=not no_codes, round_bits=round_bits,
     ))
     plan = _usage(lambda: plan_encode(inputs, output, options, overwrite=overwrite, debug=debug))
     _run("encoded", plan, jobs=jobs, quiet=quiet, debug=debug, line=_encode_line,
@@ -450,6 +467,15 @@ def _hz(value: float) -> str:
     return f"{value:.1f}" if value < 100 else f"{value:.0f}"
 
 
+def _rounding_words(source: dict) -> str:
+    """How inspect describes the grid of a file's samples: their own, or rounded to it."""
+    if source.get("rounded_bits"):
+        snr = source.get("rounding_snr_db")
+        change = "nothing changed" if snr is None else f"SNR {snr:.1f} dB"
+        return f", rounded to {source['rounded_bits']}-bit steps when encoded ({change})"
+    return f" of {source['grid_bits']}-bit content" if source.get("grid_bits") else ""
+
+
 def _table(info: dict) -> str:
     source = info["source"]
     params = info["params"]
@@ -458,7 +484,7 @@ def _table(info: dict) -> str:
         f"file       {display(info['file'])}",
         (f"source     {display(source['name'])} ({source.get('format', '?')} "
          f"{source.get('subtype', '?')}"
-         + (f" of {source['grid_bits']}-bit content" if source.get("grid_bits") else "")
+         + _rounding_words(source)
          + f", {source.get('sample_rate', '?')} Hz)" if source.get("name")
          else "source     not recorded (encoded from an array in Python)"),
         f"audio      {info['duration']:.3f} s, {info['sample_rate']} Hz, "

@@ -31,6 +31,7 @@ from msfreq.params import (
     DEFAULT_COMPRESSION,
     DEFAULT_FILE_DTYPE,
     EXACT_BITS,
+    MIN_ROUND_BITS,
     SOURCE_WINDOW_BYTES,
     TransformParams,
     is_integer,
@@ -76,6 +77,7 @@ __all__ = [
     "source_grid",
     "exact_grid",
     "Resampler",
+    "Rounded",
 ]
 
 
@@ -107,6 +109,15 @@ class EncodeOptions:
         the default; format version 4), or steps fine enough to round back by themselves
         (False: about 12 % larger, readable by msfreq 0.3, or by 0.2 with zstd, gzip or none;
         coefficients within 0.09 LSB RMS instead of 0.23).
+    round_bits : int or None
+        Trade precision below a stated level for size, keeping a bit-for-bit check: round the
+        samples to multiples of ``2**(1 - round_bits)`` of full scale first (see
+        :class:`Rounded`), then store them as levels that decode to the rounded samples exactly
+        (checked, like an integer source's).  For float and lossy sources (a 3-minute MP3:
+        1.67x the 16-bit WAV at 16 bits, against 4.5x unrounded), integer sources deeper
+        than ``round_bits``, and resampled sources (rounded to at most their own depth).  The
+        file records the rounding and its SNR against the source (format version 5).
+        ``MIN_ROUND_BITS`` to 24; above 16 the file is complex128.
     """
 
     params: TransformParams = TransformParams()
@@ -117,6 +128,7 @@ class EncodeOptions:
     block_seconds: float | None = None
     workers: int | None = None
     codes: bool = True
+    round_bits: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.params, TransformParams):
@@ -132,6 +144,17 @@ class EncodeOptions:
             bits = self.keep_bits
             if not is_integer(bits) or not 1 <= bits <= mantissa:
                 raise ParameterError(f"keep_bits must be in 1..{mantissa} for {self.dtype}, got {bits!r}")
+        if self.round_bits is not None:
+            finest = EXACT_BITS["complex64" if self.dtype == "complex64" else "complex128"]
+            bits = self.round_bits
+            if not is_integer(bits) or not MIN_ROUND_BITS <= bits <= finest:
+                raise ParameterError(f"round_bits must be in {MIN_ROUND_BITS}..{finest} for "
+                                     f"{self.dtype} (the grids whose levels it gives back "
+                                     f"exactly), got {bits!r}")
+            if self.keep_bits is not None:
+                raise ParameterError("round_bits and keep_bits exclude each other (rounded "
+                                     "samples are stored as exact levels, keep_bits rounds "
+                                     "float coefficients)")
 
 
 @dataclass(frozen=True)
@@ -184,6 +207,10 @@ class EncodeReport:
     bit; ``--precision double`` does, checked).  ``storage`` is ``"levels"`` (integers) or
     ``"float"``.  ``grid_bits`` is set where the source's samples lay on a coarser grid than
     its subtype's (e.g. 16 for a 24-bit file of 16-bit content) and were stored for that grid.
+    ``rounded_bits`` is set where the samples were rounded to that grid first
+    (``EncodeOptions.round_bits``): ``exact`` then says whether the file decodes to the rounded
+    samples, and ``rounding_snr_db`` is the rounding's SNR against the source (None: the
+    rounding changed nothing).
     """
 
     source: Path
@@ -197,6 +224,8 @@ class EncodeReport:
     storage: str = "float"
     grid_bits: int | None = None
     unchecked: str | None = None
+    rounded_bits: int | None = None
+    rounding_snr_db: float | None = None
 
 
 @dataclass(frozen=True)
@@ -205,8 +234,10 @@ class DecodeReport:
 
     ``identical`` is True when the decoded samples are bit-identical to the source samples
     the file was encoded from (matching SHA-256, in the source's own sample format), False
-    when they differ, and None when the file records no checksum.  ``losses`` lists, in
-    words, what the output loses against the source (fewer bits, clipped samples).
+    when they differ, and None when the file records no checksum; for a file whose samples
+    were rounded when it was encoded (``rounded_bits``, see ``EncodeOptions.round_bits``), the
+    comparison is with the rounded samples.  ``losses`` lists, in words, what the output loses
+    against the source (fewer bits, clipped samples).
     """
 
     source: Path
@@ -217,6 +248,7 @@ class DecodeReport:
     identical: bool | None
     elapsed: float
     losses: tuple[str, ...] = ()
+    rounded_bits: int | None = None
 
 
 class Resampler:
@@ -252,6 +284,84 @@ class Resampler:
         return filtered[offset : offset + stop - start]
 
 
+class Rounded:
+    """The samples an encode with ``EncodeOptions.round_bits`` transforms: those of ``read``
+    rounded to multiples of ``2**(1 - bits)`` of full scale, which its file then decodes to
+    bit for bit.
+
+    A float or lossy source keeps values beyond full scale (its rounded samples may exceed
+    it, as the source's did); an integer source's stay inside its range (rounding would take
+    the top sample to +1.0, which no integer subtype holds).  The first time reads reach
+    samples in order from the start, the rounded samples go into a checksum in the form of
+    the source's subtype (as a decode's is computed, see :class:`~msfreq.audio.Checksum`),
+    and the change into :attr:`snr_db`.
+
+    Parameters
+    ----------
+    read : callable
+        ``read(a, b)``: float samples ``a:b``, shape (b - a, channels).
+    n_samples : int
+    subtype : str
+        The source's soundfile subtype.
+    bits : int
+    integer : bool
+        Whether the source's samples are integers.
+    """
+
+    def __init__(self, read, n_samples: int, subtype: str, bits: int, integer: bool) -> None:
+        self._read = read
+        self.n_samples = n_samples
+        self.bits = bits
+        self._top = 1.0 - lsb(bits) if integer else None
+        self._checksum = Checksum(subtype)
+        self._done = 0
+        self._signal = 0.0
+        self._change = 0.0
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Return rounded samples ``start:stop``, shape (stop - start, channels)."""
+        samples = self._read(start, stop)
+        rounded = snap(samples, self.bits)
+        if self._top is not None:
+            np.clip(rounded, -1.0, self._top, out=rounded)
+        if start <= self._done < stop:
+            fresh = slice(self._done - start, None)
+            self._checksum.update(rounded[fresh])
+            change = rounded[fresh] - samples[fresh]
+            self._change += float(np.vdot(change, change))
+            self._signal += float(np.vdot(samples[fresh], samples[fresh]))
+            self._done = stop
+        return rounded
+
+    def scan(self) -> None:
+        """Read every sample once, in order, for :meth:`checksum` and :attr:`snr_db`."""
+        for start in range(self._done, self.n_samples, READ_SAMPLES):
+            self.read(start, min(start + READ_SAMPLES, self.n_samples))
+
+    def checksum(self) -> str | None:
+        """SHA-256 (hex) of the rounded samples, or None if the reads did not cover them."""
+        return self._checksum.hexdigest() if self._done == self.n_samples else None
+
+    @property
+    def snr_db(self) -> float | None:
+        """Power of the source against that of what rounding changed, in dB, over the samples
+        read in order so far (None where nothing changed)."""
+        if self._change == 0.0:
+            return None
+        return 10.0 * float(np.log10(self._signal / self._change))
+
+
+def _rounding(info: AudioInfo, options: EncodeOptions, resampled: bool) -> int | None:
+    """The bits ``info``'s samples are rounded to before they are encoded (see
+    :class:`Rounded`), or None: ``options.round_bits`` for float, lossy and deeper integer
+    sources; a resampled integer source's at most its own depth (what its decode is written
+    in)."""
+    bits = options.round_bits
+    if bits is None or (info.integer_bits is not None and info.integer_bits <= bits and not resampled):
+        return None
+    return bits if info.integer_bits is None else min(bits, info.integer_bits)
+
+
 #: An encode counts as exact only if every decoded sample lies within 0.5 - this many LSB of
 #: its level: decodes with another block layout or FFT build differ by float rounding (about
 #: 0.01 LSB at 16 bits in complex64), which must never flip a sample.
@@ -277,7 +387,7 @@ def file_dtype(info: AudioInfo, options: EncodeOptions, resampled: bool,
     # grid count as deep up to 24 bits only.
     deep = bits is not None and bits > EXACT_BITS["complex64"] and (
         bits <= EXACT_BITS["complex128"] or info.integer_bits is not None)
-    exact_wanted = options.keep_bits is None and not resampled
+    exact_wanted = options.keep_bits is None and (not resampled or options.round_bits is not None)
     return np.dtype("complex128" if deep and exact_wanted else "complex64")
 
 
@@ -291,9 +401,11 @@ def _unchecked(info: AudioInfo, grid: Grid, bits: int | None, dtype: np.dtype) -
     it is not made, and the file's line says so (with ``--precision double`` such sources do
     come back bit for bit, and are checked).
     """
+    if bits is not None:  # on a grid (its own, or rounded to one): checked
+        return None
     if grid.sample_rate != info.sample_rate:
         return "resampled"
-    if bits is None and np.dtype(dtype) == np.complex64:
+    if np.dtype(dtype) == np.complex64:
         return "single precision"
     return None
 
@@ -416,6 +528,7 @@ def encode_file(
     rate = info.sample_rate if options.sample_rate is None else options.sample_rate
     grid = make_grid(rate, options.params)
     resampled = rate != info.sample_rate
+    rounding = _rounding(info, options, resampled)
     window = _window_frames(info, grid, options, resampled)
     with AudioReader(info, window_frames=window) as reader:
         if resampled:
@@ -423,6 +536,11 @@ def encode_file(
             read, n_samples = resampler.read, resampler.n_samples
         else:
             read, n_samples = reader.read, info.frames
+        # what the file must decode to: its reads and checksum
+        target = reader
+        if rounding is not None:
+            target = Rounded(read, n_samples, info.subtype, rounding, info.integer_bits is not None)
+            read = target.read
         units = transform_units(n_samples, grid)
         # The grid the samples lie on decides the rounding steps, so it is known before
         # anything is written: a file transformed whole is hashed and scanned as the
@@ -430,27 +548,27 @@ def encode_file(
         # Where the grid can also decide the dtype (a source deeper than complex64 keeps
         # exactly, or floats), a file transformed whole is read whole first.
         whole = None
-        chosen = file_dtype(info, options, resampled)
+        chosen = file_dtype(info, options, resampled, rounding)
         if block_schedule(grid, n_samples, info.channels, dtype=chosen,
                           block_seconds=options.block_seconds, memory=BLOCK_BYTES) is None:
             reading = read
-            if not resampled and (info.integer_bits or 99) > EXACT_BITS["complex64"]:
+            if rounding is None and not resampled and (info.integer_bits or 99) > EXACT_BITS["complex64"]:
                 samples = _read_whole(read, n_samples, info.channels)
                 chosen = file_dtype(info, options, resampled, _exact_bits(info, reader.grid_bits()))
                 reading = lambda a, b: samples[a:b]  # noqa: E731
             whole = next(iter(analyze_signal(reading, n_samples, info.channels, grid, chosen,
                                              memory=BLOCK_BYTES, workers=options.workers)))[3]
             reading = samples = None
-        elif not resampled:
-            reader.scan()
-        bits = None if resampled else _exact_bits(info, reader.grid_bits())
+        elif rounding is not None or not resampled:
+            target.scan()
+        bits = rounding or (None if resampled else _exact_bits(info, reader.grid_bits()))
         dtype = file_dtype(info, options, resampled, bits)
         if whole is not None and chosen != dtype:  # cannot happen: the grid was known
             raise AssertionError(f"{source}: internal: analysed in {chosen}, not {dtype}")
         for storage, last in _storages(options, grid, bits, dtype):
             try:
-                exact = _write(destination, reader, read, n_samples, info, grid, storage, whole,
-                               options, units, last, progress, bits,
+                exact = _write(destination, reader, target, read, n_samples, info, grid, storage,
+                               whole, options, units, last, progress, bits,
                                None if bits == info.integer_bits else bits)
             except _Retry:
                 continue
@@ -467,6 +585,8 @@ def encode_file(
         storage=storage.form,
         grid_bits=None if bits == info.integer_bits else bits,
         unchecked=_unchecked(info, grid, bits, storage.dtype) if exact is None else None,
+        rounded_bits=rounding,
+        rounding_snr_db=target.snr_db if rounding is not None else None,
     )
 
 
@@ -491,7 +611,8 @@ def _window_frames(info: AudioInfo, grid: Grid, options: EncodeOptions, resample
     again: a window saved 2 % (7 minutes of 6-channel 48 kHz) for 105 MB, so none."""
     most = SOURCE_WINDOW_BYTES // info.frame_bytes
     schedule = None if resampled else block_schedule(
-        grid, info.frames, info.channels, dtype=file_dtype(info, options, resampled),
+        grid, info.frames, info.channels,
+        dtype=file_dtype(info, options, resampled, _rounding(info, options, resampled)),
         block_seconds=options.block_seconds, memory=BLOCK_BYTES)
     read_again = schedule is not None and (schedule.margin_units > 0 or not schedule.shared_reads)
     if info.frames <= most and (info.coded or read_again):
@@ -513,13 +634,16 @@ def _read_whole(read, n_samples: int, channels: int) -> np.ndarray:
     return samples
 
 
-def _write(destination, reader: AudioReader, read, n_samples: int, info: AudioInfo, grid: Grid,
-           storage: Storage, whole, options: EncodeOptions, units: int, last: bool,
-           progress: Progress | None, bits: int | None, recorded: int | None) -> bool | None:
+def _write(destination, reader: AudioReader, target: AudioReader | Rounded, read, n_samples: int,
+           info: AudioInfo, grid: Grid, storage: Storage, whole, options: EncodeOptions,
+           units: int, last: bool, progress: Progress | None, bits: int | None,
+           recorded: int | None) -> bool | None:
     """Write one attempt; return whether it decodes exactly; raise _Retry to try again.
-    ``bits``: the grid the decoded samples must land on; ``recorded``: the same, where a
-    decode must be told (it differs from the subtype's depth)."""
+    ``target``: the samples the file must decode to (``reader``'s, or rounded); ``bits``: the
+    grid the decoded samples must land on; ``recorded``: the same, where a decode must be told
+    (it differs from the subtype's depth)."""
     dtype = storage.dtype
+    rounded = target if isinstance(target, Rounded) else None
     checking = _unchecked(info, grid, bits, dtype) is None
 
     def advance(done: int, total: int) -> None:
@@ -532,7 +656,8 @@ def _write(destination, reader: AudioReader, read, n_samples: int, info: AudioIn
 
     with Writer(destination, grid, n_samples, info.channels, storage=storage,
                 length=units * grid.hop_unit, compression=options.compression,
-                source={**_source_facts(info), "grid_bits": recorded}) as writer:
+                source={**_source_facts(info), "grid_bits": recorded,
+                        "rounded_bits": rounded and rounded.bits}) as writer:
         if whole is not None:
             if any(values is None for values in whole):  # an attempt before used them up
                 whole[:] = next(iter(analyze_signal(read, n_samples, info.channels, grid, dtype,
@@ -563,10 +688,12 @@ def _write(destination, reader: AudioReader, read, n_samples: int, info: AudioIn
                 if (channels.stop or info.channels) == info.channels:  # the block's last part
                     advance(stop, units)
             frames = writer.read
-        checksum = reader.checksum()
+        if rounded is not None:
+            rounded.scan()  # nothing to do where the transform read every sample in order
+        checksum = target.checksum()
         exact = None
         if checksum is not None and checking:
-            fix = _coder(reader, writer, storage.correction_bits) if storage.corrected else None
+            fix = _coder(target, writer, storage.correction_bits) if storage.corrected else None
             decoded = decoded_checksum(frames, n_samples, info.channels, grid, dtype, info.subtype,
                                        block_seconds=options.block_seconds,
                                        workers=options.workers, progress=verified,
@@ -576,7 +703,9 @@ def _write(destination, reader: AudioReader, read, n_samples: int, info: AudioIn
             exact = decoded.hexdigest() == checksum and decoded.worst <= 0.5 - ROUNDING_GUARD
             if not exact and not last:
                 raise _Retry
-        writer.set_source(sha256=checksum)
+        writer.set_source(sha256=reader.checksum())
+        if rounded is not None:
+            writer.set_source(rounded_sha256=checksum, rounding_snr_db=rounded.snr_db)
         writer.set_exact(exact)
     return exact
 
@@ -644,10 +773,10 @@ def _corrected_like(decoded: np.ndarray, bits: int) -> np.ndarray:
     return np.empty(decoded.shape, dtype=np.float32 if bits <= 24 else np.float64)
 
 
-def _coder(reader: AudioReader, writer: Writer, bits: int):
+def _coder(target: AudioReader | Rounded, writer: Writer, bits: int):
     """The ``fix`` of :func:`decoded_checksum` for an encode: each decoded sample's correction
-    code against the source (read again, in pieces), written to ``writer``, and the samples
-    corrected; raises _Retry where a code would not fit."""
+    code against the samples of ``target`` (read again, in pieces), written to ``writer``, and
+    the samples corrected; raises _Retry where a code would not fit."""
     unit = lsb(bits)
 
     def fix(start: int, samples: np.ndarray) -> np.ndarray:
@@ -656,7 +785,7 @@ def _coder(reader: AudioReader, writer: Writer, bits: int):
         for first in range(0, decoded.shape[1], _FIX_FRAMES):
             part = slice(first, first + _FIX_FRAMES)
             stop = min(first + _FIX_FRAMES, decoded.shape[1])
-            source = reader.read(start + first, start + stop).T
+            source = target.read(start + first, start + stop).T
             codes = correction_codes(decoded[:, part], source, unit, ROUNDING_GUARD)
             if codes is None:
                 raise _Retry
@@ -798,15 +927,19 @@ def read_audio(
 
 
 def _check(header: Header) -> tuple[str | None, str | None]:
-    """The source subtype and SHA-256 a decode can be checked against (None: cannot)."""
+    """The source subtype and SHA-256 a decode can be checked against (None: cannot): the
+    source samples', or, for a file of rounded samples (format version 5), the rounded
+    samples' (resampled or not)."""
     subtype = header.source.get("subtype")
-    recorded = header.source.get("sha256")
+    rounded = header.rounded_bits is not None
+    recorded = header.source.get("rounded_sha256" if rounded else "sha256")
     if (
         not isinstance(subtype, str) or not isinstance(recorded, str)
-        or header.source.get("sample_rate") != header.grid.sample_rate
+        or (header.source.get("sample_rate") != header.grid.sample_rate and not rounded)
     ):
         return None, None
     return subtype, recorded
+
 
 
 def decode_file(
@@ -870,6 +1003,7 @@ def decode_file(
         identical=identical,
         elapsed=time.perf_counter() - began,
         losses=losses,
+        rounded_bits=header.rounded_bits,
     )
 
 

@@ -62,6 +62,9 @@ DEFAULT_FILE_DTYPE = "auto"
 #: Integer bit depths whose samples each precision can give back from integer levels (deeper
 #: 32-bit sources are stored as unrounded complex128, which also gives them back exactly).
 EXACT_BITS = {"complex64": 16, "complex128": 24}
+#: Coarsest grid ``--round-bits`` rounds to (8-bit steps: 48 dB below full scale); the finest
+#: is ``EXACT_BITS["complex128"]``, the deepest grid a file's levels give back exactly.
+MIN_ROUND_BITS = 8
 #: Lossless HDF5 compression of the coefficient datasets: ``lz4`` (bitshuffle + lz4, through
 #: hdf5plugin; plain-h5py readers need ``import hdf5plugin``), ``zstd`` (bitshuffle + zstd, the
 #: same plugin), ``gzip`` (shuffle + deflate, opened by every HDF5 reader without plugins) or

@@ -335,7 +335,7 @@ def test_inexact_rounding_falls_back_to_a_finer_step(tmp_path, monkeypatch):
     real = msfreq.convert._write
 
     def counting(*args, **kwargs):
-        attempts.append(args[6])
+        attempts.append(next(arg for arg in args if isinstance(arg, msfreq.store.Storage)))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(msfreq.convert, "_write", counting)

@@ -346,3 +346,40 @@ def test_help_shows_what_it_means(command):
     result = CliRunner().invoke(cli, [*command, "--help"])
     assert result.exit_code == 0 and "Usage:" in result.output
     assert "%%" not in result.output
+
+
+@pytest.mark.parametrize(("source", "name", "args", "written"), [
+    ("a.wav", "x.flac", [], ("FLAC", "PCM_16")),
+    ("a.wav", "x.aiff", [], ("AIFF", "PCM_16")),
+    ("a.wav", "x.wav", ["--format", "WAVEX"], ("WAVEX", "PCM_16")),
+    ("a.flac", "x.wav", [], ("WAV", "PCM_16")),
+    ("a.mp3", "x.wav", [], ("WAV", "PCM_24")),  # a lossy source: 24 bits, as in FLAC
+])
+def test_a_named_output_is_written_in_the_format_its_name_says(tmp_path, source, name, args, written):
+    """0.7.0 wrote the source's format under any name (-o x.flac: a WAV called x.flac)."""
+    samples = pcm16(music_like(8000, 8000, 2) * 0.5)
+    kind = {"a.mp3": {"format": "MP3", "subtype": "MPEG_LAYER_III"}}.get(source, {})
+    path = write_audio(tmp_path / source, samples, 8000, **kind)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["encode", str(path), "-o", str(tmp_path / "a.h5"), "-j", "1"]).exit_code == 0
+    result = runner.invoke(cli, ["decode", str(tmp_path / "a.h5"), "-o", str(tmp_path / name), "-j", "1",
+                                 *args])
+    assert result.exit_code == 0, result.output
+    info = sf.info(str(tmp_path / name))
+    assert (info.format, info.subtype) == written
+    if source != "a.mp3":
+        assert "bit-identical to the source" in result.output
+        assert np.array_equal(sf.read(str(tmp_path / name))[0], samples)
+
+
+@pytest.mark.parametrize(("name", "args", "message"), [
+    ("x.flac", ["--format", "WAV"], "names a FLAC file, not WAV"),
+    ("x.opus", ["--format", "OGG", "--subtype", "VORBIS"], "names an OPUS file, not VORBIS"),
+])
+def test_a_named_output_contradicting_the_format_asked_is_refused(tmp_path, name, args, message):
+    path = write_audio(tmp_path / "a.wav", pcm16(music_like(8000, 8000) * 0.5), 8000)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["encode", str(path), "-o", str(tmp_path / "a.h5"), "-j", "1"]).exit_code == 0
+    result = runner.invoke(cli, ["decode", str(tmp_path / "a.h5"), "-o", str(tmp_path / name), *args])
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / name).exists()

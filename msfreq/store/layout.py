@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from msfreq.errors import ParameterError
-from msfreq.params import COMPRESSIONS
+from msfreq.params import COMPRESSIONS, is_integer
 from msfreq.quantize import from_levels, round_mantissa, to_levels
 from msfreq.scales import Band, Grid
 
@@ -65,8 +65,13 @@ MSFREQ_SUFFIXES = frozenset({".h5", ".hdf5", ".msfreq"})
 #: correction code per sample (dataset ``corrections``; root attribute ``corrections``: the bits
 #: of the grid the codes count on); a version-3 reader would ignore the codes, so it must
 #: refuse such a file as newer.
-FORMAT_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)
+#: Version 5 (only for files that need it): the samples were rounded to a grid when the file
+#: was encoded (``--round-bits``; root attributes ``source_rounded_bits``,
+#: ``source_rounded_sha256`` and ``source_rounding_snr_db``), and ``exact`` means that the file
+#: decodes to the rounded samples; a version-4 reader would call such a decode the source's own,
+#: so it must refuse the file as newer.
+FORMAT_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 #: The dataset of correction codes (see :func:`msfreq.quantize.correction_codes`).
 CORRECTIONS = "corrections"
 
@@ -74,8 +79,11 @@ CORRECTIONS = "corrections"
 def version_for(source: Mapping[str, object], compression: str, span: int = 1,
                 corrected: bool = False) -> int:
     """The format version a file with these source facts, compression, window span and
-    correction codes is written in: the lowest that reads it right (4 with correction codes;
-    3 where ``grid_bits`` is recorded, for ``lz4``, or for ``span > 1``; else 2)."""
+    correction codes is written in: the lowest that reads it right (5 where ``rounded_bits``
+    is recorded; 4 with correction codes; 3 where ``grid_bits`` is recorded, for ``lz4``, or
+    for ``span > 1``; else 2)."""
+    if source.get("rounded_bits") is not None:
+        return 5
     if corrected:
         return 4
     newer = source.get("grid_bits") is not None or compression == "lz4" or span > 1
@@ -294,8 +302,8 @@ class Header:
     msfreq_version : str
     exact : bool or None
         Whether the writer checked that the stored coefficients decode to exactly the source
-        samples (True), found they do not (False), or did not check (None: version 1, or a
-        source without integer samples).
+        samples (or, version 5, those rounded: see :attr:`rounded_bits`) (True), found they do
+        not (False), or did not check (None: version 1, or a source without integer samples).
     source : dict
         ``name``, ``format``, ``subtype``, ``sample_rate``, ``sha256``, ... of the source audio.
 
@@ -329,6 +337,20 @@ class Header:
     def duration(self) -> float:
         """Seconds of audio."""
         return self.n_samples / self.grid.sample_rate
+
+    @property
+    def rounded_bits(self) -> int | None:
+        """The bits of the grid the samples were rounded to before they were encoded
+        (``source_rounded_bits``, version 5: ``exact`` then refers to the rounded samples), or
+        None."""
+        bits = self.source.get("rounded_bits")
+        return int(bits) if is_integer(bits) else None
+
+    @property
+    def decodes_to(self) -> str:
+        """What an exact decode gives back, in words: the source samples, or those rounded."""
+        bits = self.rounded_bits
+        return "the source samples" + (f" rounded to {bits}-bit steps" if bits else "")
 
     def __repr__(self) -> str:
         return (

@@ -351,6 +351,21 @@ def _header(path: Path, handle: h5py.File) -> Header:
                                               and params.span == 1):
         # what makes a file version 3: the grid its decode rounds to (or lz4, or a span)
         get.integer("source_grid_bits", 1, 32)
+    if "source_rounded_bits" in attrs.values or version >= 5:
+        # what makes a file version 5: samples rounded to a grid before they were encoded
+        if version < 5:
+            raise _fail(path, f"rounded samples in a version-{version} file (they came with "
+                              "version 5)")
+        rounded = get.integer("source_rounded_bits", 1, 32)
+        if "source_grid_bits" in attrs.values and get.integer("source_grid_bits", 1, 32) > rounded:
+            raise _fail(path, f"source_grid_bits {attrs.values['source_grid_bits']} is finer "
+                              f"than the grid the samples were rounded to ({rounded})")
+        get.text("source_rounded_sha256")
+        if "source_rounding_snr_db" in attrs.values:
+            snr = attrs.values["source_rounding_snr_db"]
+            if not isinstance(snr, (float, np.floating)) or not math.isfinite(snr):
+                raise _fail(path, f"attribute source_rounding_snr_db must be a finite number, "
+                                  f"got {snr!r:.60}")
     header = Header(
         path=path, grid=grid, n_samples=n_samples, n_channels=n_channels, length=length,
         storage=storage, compression=compression, format_version=version,

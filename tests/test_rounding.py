@@ -1,0 +1,211 @@
+"""--round-bits: float, lossy, deeper integer and resampled sources rounded to a grid, stored as
+levels, checked to decode to the rounded samples bit for bit (format version 5)."""
+
+from __future__ import annotations
+
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+from helpers import music_like, pcm16, snr_db, write_audio
+
+import msfreq
+from msfreq.audio import AudioReader, probe, snap
+from msfreq.cli import cli
+from msfreq.convert import EncodeOptions, Resampler, decode_file, encode_file, read_audio
+from msfreq.errors import FormatError, ParameterError
+from msfreq.params import TransformParams
+
+RATE = 8000
+SMALL = TransformParams(bins_per_octave=12)
+
+
+def _source(folder, kind: str):
+    """A 2-second stereo source of ``kind``, and the float samples an encode reads from it."""
+    x = music_like(2 * RATE, RATE, 2, seed=5)
+    if kind == "float":  # beyond full scale, as float masters and lossy decodes can be
+        path = write_audio(folder / "a.wav", x * 1.3 / np.abs(x).max(), RATE, subtype="FLOAT")
+    elif kind == "pcm24":  # with both extremes of the 24-bit range
+        x = np.clip(x * 0.9 / np.abs(x).max(), -1, 1)
+        x[100, 0], x[200, 1] = 1.0 - 2.0**-23, -1.0
+        path = write_audio(folder / "a.wav", x, RATE, subtype="PCM_24")
+    elif kind == "mp3":
+        path = write_audio(folder / "a.mp3", x * 0.5, RATE, format="MP3", subtype="MPEG_LAYER_III")
+    else:  # "resampled": 16-bit, encoded at 6 kHz
+        path = write_audio(folder / "a.wav", pcm16(x * 0.5), RATE)
+    read, _ = sf.read(str(path), dtype="float32" if kind == "mp3" else "float64", always_2d=True)
+    return path, read.astype(np.float64)
+
+
+def _expected(path, read, kind: str, bits: int) -> np.ndarray:
+    if kind == "resampled":
+        with AudioReader(probe(path)) as reader:
+            resampler = Resampler(reader, RATE, 6000)
+            read = resampler.read(0, resampler.n_samples)
+    rounded = snap(read, bits)
+    if kind in ("pcm24", "resampled"):  # integer sources stay inside their range
+        rounded = np.clip(rounded, -1.0, 1.0 - 2.0 ** (1 - bits))
+    return rounded
+
+
+@pytest.mark.parametrize("blocks", [False, True], ids=["whole", "blocks"])
+@pytest.mark.parametrize("bits", [16, 20])
+@pytest.mark.parametrize("kind", ["float", "pcm24", "mp3", "resampled"])
+def test_rounded_encode_decodes_to_the_rounded_samples(tmp_path, kind, bits, blocks):
+    path, read = _source(tmp_path, kind)
+    options = EncodeOptions(params=SMALL, round_bits=bits, block_seconds=0.5 if blocks else None,
+                            sample_rate=6000 if kind == "resampled" else None)
+    report = encode_file(path, tmp_path / "a.h5", options)
+    rounded = min(bits, 16) if kind == "resampled" else bits  # at most a resampled source's depth
+    expected = _expected(path, read, kind, rounded)
+    assert (report.exact, report.storage, report.rounded_bits) == (True, "levels", rounded)
+    decoded, _ = read_audio(tmp_path / "a.h5")
+    assert np.array_equal(decoded, expected)
+    if kind != "resampled":
+        assert report.rounding_snr_db == pytest.approx(snr_db(read, expected), abs=1e-6)
+    header = msfreq.read_header(tmp_path / "a.h5")
+    assert header.format_version == 5 and header.rounded_bits == rounded and header.exact
+    assert header.dtype == (np.complex64 if rounded <= 16 else np.complex128)
+    with AudioReader(probe(path)) as reader:  # source_sha256 stays the source's own
+        reader.scan()
+        assert header.source["sha256"] == reader.checksum() != header.source["rounded_sha256"]
+    middle, _ = read_audio(tmp_path / "a.h5", start=0.7, stop=1.1)  # a crop: the same samples
+    first = round(0.7 * header.grid.sample_rate)
+    assert np.array_equal(middle, expected[first : first + middle.shape[0]])
+    back = decode_file(tmp_path / "a.h5", tmp_path / "back.wav")
+    assert back.identical is True and back.rounded_bits == rounded
+    if kind == "pcm24":  # written in the source's 24 bits, nothing clipped
+        assert back.losses == ()
+        written, _ = sf.read(str(tmp_path / "back.wav"), dtype="int32")
+        assert np.array_equal(written >> 8, np.rint(expected * 2**23).astype(np.int32))
+
+
+def test_rounding_shrinks_a_lossy_source(tmp_path):
+    """The point of the option: an MP3's decode, unrounded (not checked) against 16-bit steps."""
+    path, _ = _source(tmp_path, "mp3")
+    plain = encode_file(path, tmp_path / "plain.h5", EncodeOptions(params=SMALL))
+    rounded = encode_file(path, tmp_path / "rounded.h5", EncodeOptions(params=SMALL, round_bits=16))
+    assert plain.exact is None and rounded.exact is True
+    assert rounded.bytes_written < 0.6 * plain.bytes_written
+
+
+@pytest.mark.parametrize("options", [{"round_bits": 16}, {"round_bits": 20},
+                                     {"round_bits": 16, "block_seconds": 0.5}])
+def test_a_source_already_on_the_grid_is_not_rounded(tmp_path, options):
+    """A 16-bit source, not resampled, with 16 or more bits asked: written as without the
+    option (same format version, same coefficients)."""
+    path = write_audio(tmp_path / "a.wav", pcm16(music_like(2 * RATE, RATE, 2) * 0.5), RATE)
+    common = {"params": SMALL, "block_seconds": options.get("block_seconds")}
+    report = encode_file(path, tmp_path / "r.h5", EncodeOptions(**common, round_bits=options["round_bits"]))
+    encode_file(path, tmp_path / "p.h5", EncodeOptions(**common))
+    assert report.rounded_bits is None and report.exact is True
+    with h5py.File(tmp_path / "r.h5") as rounded, h5py.File(tmp_path / "p.h5") as plain:
+        assert rounded.attrs["format_version"] == plain.attrs["format_version"] == 4
+        assert "source_rounded_bits" not in rounded.attrs
+        for name in ("octaves/03", "residuals/low", "corrections"):
+            assert np.array_equal(rounded[name][...], plain[name][...])
+
+
+def test_nothing_changed_is_said(tmp_path):
+    """A 24-bit file of 16-bit content rounded to 16 bits: exact, and the line says that the
+    rounding changed nothing."""
+    path = write_audio(tmp_path / "a.wav", pcm16(music_like(2 * RATE, RATE, 1) * 0.5), RATE,
+                       subtype="PCM_24")
+    report = encode_file(path, tmp_path / "a.h5", EncodeOptions(round_bits=16))
+    assert report.exact is True and report.rounded_bits == 16 and report.rounding_snr_db is None
+    result = CliRunner().invoke(cli, ["encode", str(path), "-o", str(tmp_path / "b.h5"),
+                                      "--round-bits", "16", "-j", "1"])
+    assert result.exit_code == 0, result.output
+    assert "rounded to 16-bit steps (nothing changed), decodes bit-identically to them" in result.output
+
+
+def test_cli_lines_say_what_was_rounded(tmp_path):
+    path, read = _source(tmp_path, "float")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["encode", str(path), "-o", str(tmp_path / "a.h5"),
+                                 "--round-bits", "16", "-j", "1"])
+    assert result.exit_code == 0, result.output
+    snr = snr_db(read, snap(read, 16))
+    assert (f"rounded to 16-bit steps (SNR {snr:.1f} dB against the source), decodes "
+            "bit-identically to them") in result.output
+    result = runner.invoke(cli, ["decode", str(tmp_path / "a.h5"), "-o", str(tmp_path / "b.wav"),
+                                 "-j", "1"])
+    assert result.exit_code == 0 and "bit-identical to the source rounded to 16-bit steps" in result.output
+    assert np.array_equal(sf.read(str(tmp_path / "b.wav"))[0], snap(read, 16).astype(np.float32))
+    result = runner.invoke(cli, ["inspect", str(tmp_path / "a.h5")])
+    assert f"rounded to 16-bit steps when encoded (SNR {snr:.1f} dB)" in result.output
+    assert "decodes to exactly the source samples rounded to 16-bit steps" in result.output
+    result = runner.invoke(cli, ["verify", "--decode", str(tmp_path / "a.h5")])
+    assert result.exit_code == 0 and "decodes to exactly the source samples rounded to 16-bit" in result.output
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"round_bits": 7}, "round_bits must be in 8..24"),
+    ({"round_bits": 25}, "round_bits must be in 8..24"),
+    ({"round_bits": 16.5}, "round_bits must be in"),
+    ({"round_bits": 17, "dtype": "complex64"}, "round_bits must be in 8..16 for complex64"),
+    ({"round_bits": 16, "keep_bits": 12}, "exclude each other"),
+])
+def test_bad_round_bits_are_refused(options, message):
+    with pytest.raises(ParameterError, match=message):
+        EncodeOptions(**options)
+
+
+@pytest.mark.parametrize("args", [["--round-bits", "7"], ["--round-bits", "20", "--precision", "single"],
+                                  ["--round-bits", "16", "--keep-bits", "10"]])
+def test_cli_refuses_bad_round_bits(tmp_path, args):
+    path = write_audio(tmp_path / "a.wav", music_like(RATE, RATE), RATE, subtype="FLOAT")
+    result = CliRunner().invoke(cli, ["encode", str(path), "-o", str(tmp_path / "a.h5"), *args])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert not (tmp_path / "a.h5").exists()
+
+
+@pytest.fixture(scope="module")
+def rounded_file(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("rounded")
+    path, _ = _source(folder, "float")
+    encode_file(path, folder / "a.h5", EncodeOptions(round_bits=16))
+    return folder / "a.h5"
+
+
+def _set(name, value):
+    def change(handle):
+        handle.attrs[name] = value
+    return change
+
+
+def _delete(name):
+    def change(handle):
+        del handle.attrs[name]
+    return change
+
+
+def _level(handle):
+    handle["octaves/04"][0, 3, 5, 0] += 4000  # written anew: its chunk's checksum is valid
+
+
+@pytest.mark.parametrize(("craft", "message"), [
+    (_set("format_version", 4), "rounded samples in a version-4 file"),
+    (_delete("source_rounded_bits"), "source_rounded_bits is missing"),
+    (_delete("source_rounded_sha256"), "source_rounded_sha256 is missing"),
+    (_set("source_rounded_bits", 40), "source_rounded_bits = 40 is outside"),
+    (_set("source_grid_bits", 20), "finer than the grid the samples were rounded to"),
+    (_set("source_rounding_snr_db", np.bytes_(b"high")), "must be a finite number"),
+    (_set("source_rounding_snr_db", np.inf), "must be a finite number"),
+    (_set("source_rounded_sha256", np.bytes_(b"0" * 64)), "header checksum mismatch"),
+    (_level, "damaged: the decoded samples differ"),
+], ids=["version 4", "no bits", "no checksum", "40 bits", "finer grid", "snr text", "snr inf",
+        "checksum edited", "level changed"])
+def test_crafted_rounded_files_are_refused(rounded_file, tmp_path, craft, message):
+    path = tmp_path / "crafted.h5"
+    shutil.copy(rounded_file, path)
+    with h5py.File(path, "r+") as handle:
+        craft(handle)
+    with pytest.raises(FormatError, match=message) as caught:
+        decode_file(path, tmp_path / "out.wav")
+    assert str(path) in str(caught.value) and not (tmp_path / "out.wav").exists()
+    with pytest.raises(FormatError, match=message):
+        msfreq.convert.verify_decode(path)

@@ -39,6 +39,7 @@ __all__ = [
     "Checksum",
     "LOSSY_SUBTYPES",
     "AUDIO_SUFFIXES",
+    "UNREADABLE_SUFFIXES",
 ]
 
 #: Subtypes whose decoded samples are not the original signal (re-encoding loses more).
@@ -71,6 +72,18 @@ _FORMAT_OF_SUFFIX = {
     ".paf": ("PAF", None), ".8svx": ("SVX", None), ".iff": ("SVX", None), ".mat": ("MAT5", None),
     ".htk": ("HTK", None), ".sd2": ("SD2", None), ".xi": ("XI", None), ".avr": ("AVR", None),
     ".wve": ("WVE", None), ".mpc": ("MPC2K", None), ".pvf": ("PVF", None), ".sds": ("SDS", None),
+}
+#: Audio formats libsndfile does not read, by file name ending, and what they hold: a folder
+#: search takes such files as audio, so that each fails on a line of its own naming its format
+#: (0.7.0 counted a folder of them as "not audio (ignored)" and exited 0).
+UNREADABLE_SUFFIXES = {
+    ".m4a": "AAC or ALAC in MP4", ".m4b": "AAC in MP4 (audiobook)", ".m4p": "protected AAC in MP4",
+    ".mp4": "MP4", ".aac": "AAC", ".alac": "ALAC", ".wma": "Windows Media Audio",
+    ".asf": "Windows Media", ".ape": "Monkey's Audio", ".wv": "WavPack", ".mka": "Matroska audio",
+    ".webm": "WebM", ".ac3": "Dolby Digital (AC-3)", ".eac3": "Dolby Digital Plus (E-AC-3)",
+    ".dts": "DTS", ".dsf": "DSD (DSF)", ".dff": "DSD (DSDIFF)", ".tta": "True Audio",
+    ".tak": "TAK", ".ofr": "OptimFROG", ".shn": "Shorten", ".amr": "AMR", ".ra": "RealAudio",
+    ".rm": "RealMedia", ".spx": "Speex",
 }
 #: File name endings taken as audio when a folder is searched.
 AUDIO_SUFFIXES = frozenset(
@@ -279,6 +292,11 @@ def probe(path: str | os.PathLike, *, whole: bool = True) -> AudioInfo:
     try:
         info = sf.info(os.fsencode(path))
     except (sf.LibsndfileError, RuntimeError, TypeError, OSError) as error:
+        kind = UNREADABLE_SUFFIXES.get(path.suffix.lower())
+        if kind is not None and path.is_file():
+            raise AudioError(f"{path}: {kind}, a format libsndfile does not read (it reads WAV, "
+                             f"AIFF, FLAC, Ogg Vorbis/Opus, MP3, CAF ...): convert it first, to "
+                             f"FLAC for a lossless copy") from None
         raise AudioError(f"{path}: not a readable audio file ({_reason(error)})") from None
     if info.frames >= 2**62:
         raise AudioError(f"{path}: its header does not say how many samples it holds (e.g. a "

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from msfreq.audio import AUDIO_SUFFIXES, named_format, output_format, probe
+from msfreq.audio import AUDIO_SUFFIXES, UNREADABLE_SUFFIXES, named_format, output_format, probe
 from msfreq.convert import (
     DecodeOptions,
     EncodeOptions,
@@ -307,8 +307,9 @@ def find_inputs(
 
 
 def is_audio_file(path: Path) -> bool:
-    """Whether a file found in a folder is taken as audio: by its suffix, else by probing."""
-    if path.suffix.lower() in AUDIO_SUFFIXES:
+    """Whether a file found in a folder is taken as audio: by its suffix (also the audio
+    formats that cannot be read, which then fail naming their format), else by probing."""
+    if path.suffix.lower() in AUDIO_SUFFIXES or path.suffix.lower() in UNREADABLE_SUFFIXES:
         return True
     if has_msfreq_suffix(path) or is_temporary(path):
         return False

@@ -383,3 +383,24 @@ def test_a_named_output_contradicting_the_format_asked_is_refused(tmp_path, name
     result = runner.invoke(cli, ["decode", str(tmp_path / "a.h5"), "-o", str(tmp_path / name), *args])
     assert result.exit_code == 2 and message in result.output
     assert not (tmp_path / name).exists()
+
+
+@pytest.mark.parametrize(("name", "kind"), [("song.m4a", "AAC or ALAC in MP4"), ("a.WMA", "Windows Media Audio"),
+                                            ("b.wv", "WavPack"), ("c.dsf", "DSD (DSF)")])
+def test_audio_libsndfile_cannot_read_fails_naming_its_format(tmp_path, name, kind):
+    """A folder of such files was "not audio (ignored)" with exit 0; now each fails on its own
+    line, the batch goes on, exit 1.  Other files stay ignored; a WAV under such a name is read."""
+    folder = tmp_path / "music"
+    folder.mkdir()
+    (folder / name).write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(range(256)) * 20)
+    (folder / "cover.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(300))
+    write_audio(folder / "a.wav", pcm16(music_like(8000, 8000) * 0.5), 8000)
+    write_audio(folder / f"renamed{os.path.splitext(name)[1]}", pcm16(music_like(8000, 8000) * 0.5), 8000,
+                format="WAV")
+    result = CliRunner().invoke(cli, ["encode", str(folder) + "/", "-o", str(tmp_path / "out"), "-j", "1"])
+    assert result.exit_code == 1
+    failures = [line for line in result.output.splitlines() if line.startswith("failed:")]
+    assert len(failures) == 1 and name in failures[0] and kind in failures[0] and "convert it" in failures[0]
+    assert "ignored: " in result.output and "cover.jpg" in result.output
+    assert "encoded 2, skipped 0, failed 1" in result.output
+    assert (tmp_path / "out" / "a.wav.h5").exists() and not (tmp_path / "out" / f"{name}.h5").exists()

@@ -564,16 +564,19 @@ def _resolution(subtype: str | None) -> float:
     return 0.0  # lossy or unknown
 
 
-def _closest_subtype(chosen: str, source_subtype: str | None) -> str:
-    """The subtype of format ``chosen`` that keeps the source's samples best."""
+def _closest_subtype(chosen: str, source_subtype: str | None, grid: int | None = None) -> str:
+    """The subtype of format ``chosen`` that keeps the source's samples best (``grid``: the
+    bits of the grid the decoded samples lie on, where known)."""
     available = [name for name in sf.available_subtypes(chosen) if sf.check_format(chosen, name)]
     if source_subtype in available and source_subtype not in LOSSY_SUBTYPES:
         return source_subtype
-    lossless = [name for name in available if name in _INTEGER_BITS or name in _FLOAT_SUBTYPES]
+    # u-law and A-law read as 16-bit integers but keep 8-bit codes: no home for other samples
+    lossless = [name for name in available if name in _FLOAT_SUBTYPES
+                or (name in _INTEGER_BITS and name not in ("ULAW", "ALAW"))]
     if not lossless:
         return sf.default_subtype(chosen) or available[0]
-    wanted = _resolution(source_subtype) if source_subtype not in LOSSY_SUBTYPES else 24.0
-    floats_first = source_subtype in _FLOAT_SUBTYPES
+    wanted = _held(source_subtype, grid) or 24.0  # a lossy source on no grid: 24 bits
+    floats_first = source_subtype in _FLOAT_SUBTYPES and grid is None
     keeps = [name for name in lossless if _resolution(name) >= wanted]
     if keeps:  # the smallest that keeps everything (a float for float sources when possible)
         return min(keeps, key=lambda name: (floats_first != (name in _FLOAT_SUBTYPES),
@@ -609,6 +612,12 @@ def named_format(path: str | os.PathLike, format: str | None = None,
     return format or named, subtype or named_subtype
 
 
+def _held(source_subtype: str | None, grid: int | None) -> float:
+    """Significant bits of the samples a decode gives back: those of the grid they lie on
+    (``grid``, where known), else the subtype's (0 for a lossy or unknown one)."""
+    return float(grid) if grid is not None else _resolution(source_subtype)
+
+
 def output_format(
     source_format: str | None,
     source_subtype: str | None,
@@ -617,15 +626,18 @@ def output_format(
     subtype: str | None = None,
     sample_rate: int,
     channels: int,
+    grid: int | None = None,
 ) -> tuple[str, str, str, tuple[str, ...]]:
     """Choose the ``(format, subtype, suffix, losses)`` that decoded audio is written as.
 
     By default the source's format and subtype.  A lossy source (or one libsndfile cannot
-    write) becomes 24-bit FLAC, or 32-bit float WAV where FLAC cannot hold the sample rate or
-    channel count.  ``format`` alone keeps the source's subtype where that format has it, else
-    the closest lossless one (the same bit depth or more; float for float sources where the
-    format has it).  ``losses`` says, in words, where the choice keeps fewer bits than the
-    source had (empty when nothing is lost).
+    write) becomes FLAC, 24-bit or as deep as ``grid`` (the bits of the grid an exact decode
+    lands on: 16-bit FLAC for an MP3 encoded with ``--round-bits 16``), or 32-bit float WAV
+    where FLAC cannot hold the sample rate or channel count.  ``format`` alone keeps the
+    source's subtype where that format has it, else the closest lossless one (the same bit
+    depth or more, or the grid's; float for float sources on no grid where the format has
+    it).  ``losses`` says, in words, where the choice keeps fewer bits than the source had
+    (empty when nothing is lost).
 
     Raises
     ------
@@ -638,12 +650,14 @@ def output_format(
     ('FLAC', 'PCM_24', '.flac', ())
     >>> output_format("WAV", "FLOAT", format="FLAC", sample_rate=44100, channels=2)[3]
     ('PCM_24 keeps fewer bits than the source FLOAT',)
+    >>> output_format("MP3", "MPEG_LAYER_III", sample_rate=44100, channels=2, grid=16)
+    ('FLAC', 'PCM_16', '.flac', ())
     """
     if format is not None or subtype is not None:
         chosen = (format or source_format or "WAV").upper()
         if chosen not in sf.available_formats():
             raise AudioError(f"unknown output format {format!r}; one of {sorted(sf.available_formats())}")
-        chosen_subtype = (subtype.upper() if subtype else _closest_subtype(chosen, source_subtype))
+        chosen_subtype = (subtype.upper() if subtype else _closest_subtype(chosen, source_subtype, grid))
         if not sf.check_format(chosen, chosen_subtype):
             raise AudioError(
                 f"format {chosen} cannot hold subtype {chosen_subtype}; one of "
@@ -659,14 +673,16 @@ def output_format(
         chosen, chosen_subtype = source_format, source_subtype
         suffix = _SUFFIX_OF_FORMAT.get(source_format, ".wav")
     elif sample_rate <= 655350 and channels <= 8:
-        chosen, chosen_subtype, suffix = "FLAC", "PCM_24", ".flac"
+        deep = grid is None or grid > 16
+        chosen, chosen_subtype, suffix = "FLAC", "PCM_24" if deep else "PCM_16", ".flac"
     else:
         chosen, chosen_subtype, suffix = "WAV", "FLOAT", ".wav"
     losses = []
     if chosen_subtype in LOSSY_SUBTYPES and source_subtype not in LOSSY_SUBTYPES:
         losses.append(f"{chosen_subtype} is a lossy encoding")
-    elif source_subtype not in LOSSY_SUBTYPES and _resolution(chosen_subtype) < _resolution(source_subtype):
-        losses.append(f"{chosen_subtype} keeps fewer bits than the source {source_subtype}")
+    elif _resolution(chosen_subtype) < _held(source_subtype, grid):
+        held = f"the file's {grid}-bit samples" if grid is not None else f"the source {source_subtype}"
+        losses.append(f"{chosen_subtype} keeps fewer bits than {held}")
     return chosen, chosen_subtype, suffix, tuple(losses)
 
 

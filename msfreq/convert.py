@@ -742,6 +742,7 @@ def decoded_format(
         subtype=options.subtype,
         sample_rate=header.grid.sample_rate,
         channels=header.n_channels,
+        grid=exact_grid(header),
     )
 
 

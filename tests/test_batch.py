@@ -105,11 +105,22 @@ def test_format_alone_keeps_24_bits(tmp_path):
     assert "LOSS" not in result.output
 
 
-def test_lower_depth_is_said_on_the_line(tmp_path):
-    tone(tmp_path / "deep.wav", subtype="PCM_24")
+@pytest.mark.parametrize(("content", "loss"), [
+    ("24-bit", "LOSS: PCM_16 keeps fewer bits than the file's 24-bit samples"),
+    ("16-bit", None),  # 16-bit content in a 24-bit file: 0.7.0 called PCM_16 a loss
+])
+def test_lower_depth_is_said_on_the_line(tmp_path, content, loss):
+    samples = music_like(8000, 8000, 1) * 0.5
+    write_audio(tmp_path / "deep.wav", pcm16(samples) if content == "16-bit" else samples, 8000,
+                subtype="PCM_24")
     run("encode", tmp_path / "deep.wav", "-o", tmp_path / "deep.h5")
     result = run("decode", tmp_path / "deep.h5", "-o", tmp_path / "out", "--subtype", "PCM_16")
-    assert "LOSS: PCM_16 keeps fewer bits than the source PCM_24" in result.output
+    if loss is None:
+        assert "LOSS" not in result.output and "bit-identical to the source" in result.output
+        written, _ = sf.read(str(tmp_path / "out" / "deep.wav"))
+        assert np.array_equal(written, pcm16(samples)[:, 0])
+    else:
+        assert loss in result.output
 
 
 def test_damaged_exact_file_fails_decode_and_verify(tmp_path):

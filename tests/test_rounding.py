@@ -209,3 +209,36 @@ def test_crafted_rounded_files_are_refused(rounded_file, tmp_path, craft, messag
     assert str(path) in str(caught.value) and not (tmp_path / "out.wav").exists()
     with pytest.raises(FormatError, match=message):
         msfreq.convert.verify_decode(path)
+
+
+@pytest.mark.parametrize(("source", "asked", "grid", "written", "losses"), [
+    (("MP3", "MPEG_LAYER_III"), {}, 16, ("FLAC", "PCM_16"), ()),
+    (("MP3", "MPEG_LAYER_III"), {}, 20, ("FLAC", "PCM_24"), ()),
+    (("MP3", "MPEG_LAYER_III"), {}, None, ("FLAC", "PCM_24"), ()),
+    (("MP3", "MPEG_LAYER_III"), {"format": "WAV"}, 16, ("WAV", "PCM_16"), ()),
+    (("MP3", "MPEG_LAYER_III"), {"format": "WAV", "subtype": "PCM_16"}, 20, ("WAV", "PCM_16"),
+     ("PCM_16 keeps fewer bits than the file's 20-bit samples",)),
+    (("WAV", "FLOAT"), {"format": "FLAC"}, 16, ("FLAC", "PCM_16"), ()),
+    (("WAV", "FLOAT"), {"format": "FLAC"}, None, ("FLAC", "PCM_24"),
+     ("PCM_24 keeps fewer bits than the source FLOAT",)),
+    (("XI", "DPCM_16"), {"format": "WAV"}, None, ("WAV", "PCM_16"), ()),  # was A-law (8-bit codes)
+    (("WAV", "PCM_24"), {}, 16, ("WAV", "PCM_24"), ()),
+    (("WAV", "PCM_24"), {"subtype": "PCM_16"}, 16, ("WAV", "PCM_16"), ()),
+    (("WAV", "PCM_24"), {"subtype": "PCM_16"}, 24, ("WAV", "PCM_16"),
+     ("PCM_16 keeps fewer bits than the file's 24-bit samples",)),
+])
+def test_decoded_format_follows_the_grid_the_samples_lie_on(source, asked, grid, written, losses):
+    """An MP3 rounded to 16 bits comes back as 16-bit FLAC (24-bit before); writing a grid's
+    samples in a subtype that holds them is no loss (a float WAV of 16-bit content as FLAC
+    was said to lose bits)."""
+    chosen = msfreq.audio.output_format(*source, **asked, sample_rate=8000, channels=2, grid=grid)
+    assert (chosen[:2], chosen[3]) == (written, losses)
+
+
+def test_an_mp3_rounded_to_16_bits_decodes_to_16_bit_flac(tmp_path):
+    path, read = _source(tmp_path, "mp3")
+    encode_file(path, tmp_path / "a.h5", EncodeOptions(params=SMALL, round_bits=16))
+    report = decode_file(tmp_path / "a.h5", tmp_path / "a.flac")
+    assert (report.format, report.subtype, report.losses, report.identical) == ("FLAC", "PCM_16", (), True)
+    written, _ = sf.read(str(tmp_path / "a.flac"))
+    assert np.array_equal(written, snap(read, 16))

@@ -606,9 +606,9 @@ def named_format(path: str | os.PathLike, format: str | None = None,
         return format, subtype
     named, named_subtype = _FORMAT_OF_SUFFIX[suffix]
     if format is not None and format.upper() != named and _SUFFIX_OF_FORMAT.get(format.upper()) != suffix:
-        raise ParameterError(f"{path} names a {named} file, not {format.upper()} (--format)")
+        raise ParameterError(f"{path}: its name says {named}, not {format.upper()} (--format)")
     if subtype is not None and named_subtype is not None and subtype.upper() != named_subtype:
-        raise ParameterError(f"{path} names an {named_subtype} file, not {subtype.upper()} (--subtype)")
+        raise ParameterError(f"{path}: its name says {named_subtype}, not {subtype.upper()} (--subtype)")
     return format or named, subtype or named_subtype
 
 

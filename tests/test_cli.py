@@ -373,8 +373,8 @@ def test_a_named_output_is_written_in_the_format_its_name_says(tmp_path, source,
 
 
 @pytest.mark.parametrize(("name", "args", "message"), [
-    ("x.flac", ["--format", "WAV"], "names a FLAC file, not WAV"),
-    ("x.opus", ["--format", "OGG", "--subtype", "VORBIS"], "names an OPUS file, not VORBIS"),
+    ("x.flac", ["--format", "WAV"], "its name says FLAC, not WAV"),
+    ("x.opus", ["--format", "OGG", "--subtype", "VORBIS"], "its name says OPUS, not VORBIS"),
 ])
 def test_a_named_output_contradicting_the_format_asked_is_refused(tmp_path, name, args, message):
     path = write_audio(tmp_path / "a.wav", pcm16(music_like(8000, 8000) * 0.5), 8000)

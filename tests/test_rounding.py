@@ -11,6 +11,8 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 from helpers import music_like, pcm16, snr_db, write_audio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import msfreq
 from msfreq.audio import AudioReader, probe, snap
@@ -242,3 +244,18 @@ def test_an_mp3_rounded_to_16_bits_decodes_to_16_bit_flac(tmp_path):
     assert (report.format, report.subtype, report.losses, report.identical) == ("FLAC", "PCM_16", (), True)
     written, _ = sf.read(str(tmp_path / "a.flac"))
     assert np.array_equal(written, snap(read, 16))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(bits=st.integers(8, 24), peak=st.sampled_from([1e-6, 0.01, 0.5, 0.999, 4.0]),
+       frames=st.integers(1, 3 * RATE), channels=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_any_float_signal_comes_back_as_its_rounded_samples(tmp_path, bits, peak, frames, channels, seed):
+    """Whatever the level (below the grid's step to beyond full scale), length (one sample up)
+    and grid: exact, and the decode is the rounded source bit for bit."""
+    x = np.random.default_rng(seed).standard_normal((frames, channels))
+    x *= peak / max(np.abs(x).max(), 1e-300)
+    path = write_audio(tmp_path / f"f{seed}.wav", x.astype(np.float32), RATE, subtype="FLOAT")
+    report = encode_file(path, tmp_path / f"f{seed}.h5", EncodeOptions(params=SMALL, round_bits=bits))
+    read, _ = sf.read(str(path), always_2d=True)
+    decoded, _ = read_audio(tmp_path / f"f{seed}.h5")
+    assert report.exact is True and np.array_equal(decoded, snap(read, bits))

@@ -194,19 +194,24 @@ def _interrupts(cancel: threading.Event):
 def _encode_line(outcome: Outcome) -> str:
     report = outcome.detail
     exact = {True: "decodes bit-identically",
-             None: {"resampled": "not checked (resampled)",
+             None: {"resampled": "not checked (resampled; --round-bits N stores it rounded, "
+                                 "smaller, checked)",
                     "single precision": "not checked bit for bit: a float or lossy source in "
                                         "single precision (--precision double gives it back "
                                         "exactly; --round-bits 16 to 24, rounded, smaller, "
                                         "checked)"
                     }.get(report.unchecked, "not checked"),
              False: "does not decode bit-identically at this precision"}[report.exact]
+    resampled = report.source_rate not in (None, report.sample_rate)
     if report.rounded_bits is not None:
         change = ("nothing changed" if report.rounding_snr_db is None
-                  else f"SNR {report.rounding_snr_db:.1f} dB against the source")
+                  else f"SNR {report.rounding_snr_db:.1f} dB against the "
+                       + ("resampled source" if resampled else "source"))
         exact = f"rounded to {report.rounded_bits}-bit steps ({change}), {exact}"
         if report.exact:
             exact += " to them"
+        if resampled:
+            exact = f"resampled from {report.source_rate} Hz, {exact}"
     elif report.grid_bits is not None:
         exact = f"{report.grid_bits}-bit content, {exact}"
     return (f"encoded: {display(outcome.job.source)} -> {display(report.destination)} "

@@ -209,8 +209,9 @@ class EncodeReport:
     its subtype's (e.g. 16 for a 24-bit file of 16-bit content) and were stored for that grid.
     ``rounded_bits`` is set where the samples were rounded to that grid first
     (``EncodeOptions.round_bits``): ``exact`` then says whether the file decodes to the rounded
-    samples, and ``rounding_snr_db`` is the rounding's SNR against the source (None: the
-    rounding changed nothing).
+    samples, and ``rounding_snr_db`` is the rounding's SNR against the samples it rounded
+    (the source's, or resampled; None: the rounding changed nothing).  ``source_rate`` is the
+    source's sample rate (``sample_rate`` differs where it was resampled).
     """
 
     source: Path
@@ -226,6 +227,7 @@ class EncodeReport:
     unchecked: str | None = None
     rounded_bits: int | None = None
     rounding_snr_db: float | None = None
+    source_rate: int | None = None
 
 
 @dataclass(frozen=True)
@@ -559,8 +561,8 @@ def encode_file(
             whole = next(iter(analyze_signal(reading, n_samples, info.channels, grid, chosen,
                                              memory=BLOCK_BYTES, workers=options.workers)))[3]
             reading = samples = None
-        elif rounding is not None or not resampled:
-            target.scan()
+        elif rounding is None and not resampled:
+            reader.scan()  # (rounded samples need no scan: their grid is known)
         bits = rounding or (None if resampled else _exact_bits(info, reader.grid_bits()))
         dtype = file_dtype(info, options, resampled, bits)
         if whole is not None and chosen != dtype:  # cannot happen: the grid was known
@@ -587,6 +589,7 @@ def encode_file(
         unchecked=_unchecked(info, grid, bits, storage.dtype) if exact is None else None,
         rounded_bits=rounding,
         rounding_snr_db=target.snr_db if rounding is not None else None,
+        source_rate=info.sample_rate,
     )
 
 

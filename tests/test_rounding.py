@@ -259,3 +259,12 @@ def test_any_float_signal_comes_back_as_its_rounded_samples(tmp_path, bits, peak
     read, _ = sf.read(str(path), always_2d=True)
     decoded, _ = read_audio(tmp_path / f"f{seed}.h5")
     assert report.exact is True and np.array_equal(decoded, snap(read, bits))
+
+
+def test_a_resampled_rounded_line_says_both(tmp_path):
+    path, _ = _source(tmp_path, "resampled")
+    result = CliRunner().invoke(cli, ["encode", str(path), "-o", str(tmp_path / "a.h5"), "-j", "1",
+                                      "--sample-rate", "6000", "--round-bits", "16"])
+    assert result.exit_code == 0, result.output
+    assert "resampled from 8000 Hz, rounded to 16-bit steps (SNR" in result.output
+    assert "dB against the resampled source), decodes bit-identically to them" in result.output

@@ -267,9 +267,15 @@ class Resampler:
         self.up = target_rate // common
         self.down = source_rate // common
         self.available = reader.info.frames
-        self.n_samples = -(-self.available * self.up // self.down)
+        self.n_samples = self.length(self.available, source_rate, target_rate)
         # scipy's default filter has 10 * max(up, down) taps on each side at the up rate.
         self.margin = 10 * max(self.up, self.down) // self.up + 2
+
+    @staticmethod
+    def length(frames: int, source_rate: int, target_rate: int) -> int:
+        """Samples that ``frames`` at ``source_rate`` become at ``target_rate``."""
+        common = gcd(source_rate, target_rate)
+        return -(-frames * (target_rate // common) // (source_rate // common))
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Return resampled samples ``start:stop``, shape (stop - start, channels)."""
@@ -531,13 +537,13 @@ def encode_file(
     grid = make_grid(rate, options.params)
     resampled = rate != info.sample_rate
     rounding = _rounding(info, options, resampled)
-    window = _window_frames(info, grid, options, resampled)
+    chosen = file_dtype(info, options, resampled, rounding)
+    n_samples = Resampler.length(info.frames, info.sample_rate, rate) if resampled else info.frames
+    schedule = block_schedule(grid, n_samples, info.channels, dtype=chosen,
+                              block_seconds=options.block_seconds, memory=BLOCK_BYTES)
+    window = _window_frames(info, grid, None if resampled else schedule)
     with AudioReader(info, window_frames=window) as reader:
-        if resampled:
-            resampler = Resampler(reader, info.sample_rate, rate)
-            read, n_samples = resampler.read, resampler.n_samples
-        else:
-            read, n_samples = reader.read, info.frames
+        read = Resampler(reader, info.sample_rate, rate).read if resampled else reader.read
         # what the file must decode to: its reads and checksum
         target = reader
         if rounding is not None:
@@ -550,9 +556,7 @@ def encode_file(
         # Where the grid can also decide the dtype (a source deeper than complex64 keeps
         # exactly, or floats), a file transformed whole is read whole first.
         whole = None
-        chosen = file_dtype(info, options, resampled, rounding)
-        if block_schedule(grid, n_samples, info.channels, dtype=chosen,
-                          block_seconds=options.block_seconds, memory=BLOCK_BYTES) is None:
+        if schedule is None:
             reading = read
             if rounding is None and not resampled and (info.integer_bits or 99) > EXACT_BITS["complex64"]:
                 samples = _read_whole(read, n_samples, info.channels)
@@ -593,9 +597,10 @@ def encode_file(
     )
 
 
-def _window_frames(info: AudioInfo, grid: Grid, options: EncodeOptions, resampled: bool) -> int:
+def _window_frames(info: AudioInfo, grid: Grid, schedule) -> int:
     """Frames of the source its reader holds while it is encoded (see
-    :class:`~msfreq.audio.AudioReader`), at most :data:`~msfreq.params.SOURCE_WINDOW_BYTES`:
+    :class:`~msfreq.audio.AudioReader`), at most :data:`~msfreq.params.SOURCE_WINDOW_BYTES`,
+    given the encode's block schedule (None: transformed whole, or resampled):
 
     * a coded source (FLAC, lossy ...): the whole file where it fits, else a block's span where
       blocks are read a channel at a time;
@@ -613,10 +618,6 @@ def _window_frames(info: AudioInfo, grid: Grid, options: EncodeOptions, resample
     blocks of a coded source are read once for all channels only their margins are read
     again: a window saved 2 % (7 minutes of 6-channel 48 kHz) for 105 MB, so none."""
     most = SOURCE_WINDOW_BYTES // info.frame_bytes
-    schedule = None if resampled else block_schedule(
-        grid, info.frames, info.channels,
-        dtype=file_dtype(info, options, resampled, _rounding(info, options, resampled)),
-        block_seconds=options.block_seconds, memory=BLOCK_BYTES)
     read_again = schedule is not None and (schedule.margin_units > 0 or not schedule.shared_reads)
     if info.frames <= most and (info.coded or read_again):
         return info.frames

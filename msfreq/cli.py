@@ -530,19 +530,24 @@ def _table(info: dict) -> str:
 
 
 def _file_lines(described: list[dict]) -> list[str]:
-    lines = [f"{'duration':>9} {'rate':>6} {'ch':>2} {'grid':>8} {'size':>9} {'ratio':>6}  file"]
+    lines = [f"{'duration':>9} {'rate':>6} {'ch':>2} {'grid':>8} {'size':>9} {'ratio':>6} "
+             f"{'decodes':<9}  file"]
     total_seconds = total_bytes = 0.0
+    kinds: dict[str, int] = {}
     for info in described:
         params = info["params"]
         ratio = info["ratio_to_source"]
         lines.append(
             f"{info['duration']:>8.2f}s {info['sample_rate']:>6} {info['channels']:>2} "
             f"{params['n_octaves']:>2}x{params['bins_per_octave']:<5} {_size(info['size_bytes']):>9} "
-            f"{(f'{ratio:.2f}x' if ratio else '-'):>6}  {display(info['file'])}"
+            f"{(f'{ratio:.2f}x' if ratio else '-'):>6} {info['decodes']:<9}  {display(info['file'])}"
         )
         total_seconds += info["duration"]
         total_bytes += info["size_bytes"]
-    lines.append(f"{len(described)} file(s), {total_seconds:.2f} s of audio, {_size(total_bytes)}")
+        kinds[info["decodes"]] = kinds.get(info["decodes"], 0) + 1
+    counts = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
+    lines.append(f"{len(described)} file(s), {total_seconds:.2f} s of audio, {_size(total_bytes)}"
+                 f" ({counts})")
     return lines
 
 

@@ -62,7 +62,9 @@ def describe(path: str | os.PathLike, *, statistics: bool = True) -> dict:
     dict
         ``file``, ``size_bytes``, ``source`` (dict), ``duration``, ``sample_rate``,
         ``channels``, ``params``, ``dtype``, ``compression``, ``storage`` (in words),
-        ``correction_bytes`` (0 without correction codes), ``format_version``,
+        ``correction_bytes`` (0 without correction codes), ``exact`` (in words) and
+        ``decodes`` (in one word: ``exact``, ``rounded<N>`` for a file exact to its samples
+        rounded to N bits, ``inexact`` or ``unchecked``), ``format_version``,
         ``msfreq_version``, ``ratio_to_source`` and ``bands``: one dict per band with
         ``name``, ``kind``, ``lower_hz``, ``upper_hz``, ``lower_note``, ``upper_note``,
         ``bins``, ``frames``, ``hop_samples``, ``hop_ms``, ``bytes`` and, with
@@ -133,6 +135,8 @@ def describe(path: str | os.PathLike, *, statistics: bool = True) -> dict:
         "exact": {True: f"decodes to exactly {header.decodes_to} (checked when written)",
                   False: f"does not decode to exactly {header.decodes_to} (checked when written)",
                   None: "not recorded"}[header.exact],
+        "decodes": {True: f"rounded{header.rounded_bits}" if header.rounded_bits else "exact",
+                    False: "inexact", None: "unchecked"}[header.exact],
         "format_version": header.format_version,
         "msfreq_version": header.msfreq_version,
         "bands": rows,

@@ -175,7 +175,8 @@ def test_inspect_table_and_json_agree(mixed, tmp_path):
 def test_inspect_many_and_plot(mixed, tmp_path):
     run("encode", f"{mixed}/", "-o", tmp_path / "enc", "-q", "-j", "1")
     many = run("inspect", tmp_path / "enc")
-    assert many.exit_code == 0 and "4 file(s)" in many.output
+    assert many.exit_code == 0 and "4 file(s)" in many.output and "(4 exact)" in many.output
+    assert all(line.split()[7] == "exact" for line in many.output.splitlines()[1:5])  # size: 2 words
     picture = tmp_path / "pic.png"
     result = run("inspect", tmp_path / "enc" / "house.wav.h5", "--plot", picture)
     assert result.exit_code == 0

@@ -140,6 +140,9 @@ def test_cli_lines_say_what_was_rounded(tmp_path):
     result = runner.invoke(cli, ["inspect", str(tmp_path / "a.h5")])
     assert f"rounded to 16-bit steps when encoded (SNR {snr:.1f} dB)" in result.output
     assert "decodes to exactly the source samples rounded to 16-bit steps" in result.output
+    shutil.copy(tmp_path / "a.h5", tmp_path / "b.h5")
+    many = runner.invoke(cli, ["inspect", str(tmp_path)])
+    assert "(2 rounded16)" in many.output
     result = runner.invoke(cli, ["verify", "--decode", str(tmp_path / "a.h5")])
     assert result.exit_code == 0 and "decodes to exactly the source samples rounded to 16-bit" in result.output
 

@@ -267,6 +267,24 @@ def _write_reason(error: BaseException, path: Path) -> str:
     return text
 
 
+def _unread(path: Path, error: Exception) -> str:
+    """Why libsndfile could not open ``path``, in words: a format it does not read (by the
+    name's ending), a FLAC of a depth it does not read (12 or 20 bits: "unimplemented format",
+    checked with crafted files), or its own reason."""
+    kind = UNREADABLE_SUFFIXES.get(path.suffix.lower())
+    if kind is not None and path.is_file():
+        return (f"{kind}, a format libsndfile does not read (it reads WAV, AIFF, FLAC, Ogg "
+                f"Vorbis/Opus, MP3, CAF ...): convert it first, to FLAC for a lossless copy")
+    try:
+        streaminfo = flac_streaminfo(path) if path.is_file() else None
+    except OSError:
+        streaminfo = None
+    if streaminfo is not None and streaminfo[0] not in (8, 16, 24):
+        return (f"a {streaminfo[0]}-bit FLAC, a depth libsndfile does not read (it reads 8, 16 "
+                f"and 24-bit FLAC): convert it to 24-bit FLAC first, which keeps every sample")
+    return f"not a readable audio file ({_reason(error)})"
+
+
 def probe(path: str | os.PathLike, *, whole: bool = True) -> AudioInfo:
     """Return the :class:`AudioInfo` of the audio file at ``path``.
 
@@ -292,12 +310,7 @@ def probe(path: str | os.PathLike, *, whole: bool = True) -> AudioInfo:
     try:
         info = sf.info(os.fsencode(path))
     except (sf.LibsndfileError, RuntimeError, TypeError, OSError) as error:
-        kind = UNREADABLE_SUFFIXES.get(path.suffix.lower())
-        if kind is not None and path.is_file():
-            raise AudioError(f"{path}: {kind}, a format libsndfile does not read (it reads WAV, "
-                             f"AIFF, FLAC, Ogg Vorbis/Opus, MP3, CAF ...): convert it first, to "
-                             f"FLAC for a lossless copy") from None
-        raise AudioError(f"{path}: not a readable audio file ({_reason(error)})") from None
+        raise AudioError(f"{path}: {_unread(path, error)}") from None
     if info.frames >= 2**62:
         raise AudioError(f"{path}: its header does not say how many samples it holds (e.g. a "
                          f"FLAC written as a stream), and libsndfile cannot read it so")
@@ -430,8 +443,7 @@ class AudioReader:
                 streaminfo = flac_streaminfo(info.path)
             except OSError as error:
                 raise AudioError(f"{info.path}: cannot read ({error.strerror or error})") from None
-            # 8, 16 and 24 bits (libsndfile's own depths; how it widens 12 or 20-bit samples
-            # is not checked here, so those are not compared rather than falsely refused)
+            # 8, 16 and 24 bits: the depths libsndfile opens (12 and 20-bit FLAC it refuses)
             if streaminfo is not None and streaminfo[0] in (8, 16, 24) and any(streaminfo[2]):
                 self._signature = FlacSignature(streaminfo[0], streaminfo[2])
         self._file = self._open()

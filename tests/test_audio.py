@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers import SMALL, music_like, pcm16, snr_db, without_xing, write_audio
+from helpers import SMALL, music_like, pcm16, snr_db, without_xing, write_audio, write_flac
 from scipy.signal import resample_poly
 
 import msfreq
@@ -927,3 +927,30 @@ def test_pcm_source_is_held_where_it_is_read_again(tmp_path, monkeypatch, subtyp
                             block_seconds=seconds)
     assert encode_file(source, tmp_path / "out.h5", options).exact is True
     assert decoded[0] == passes * len(x)
+
+
+@pytest.mark.parametrize("bits", [12, 20])
+def test_a_flac_of_a_depth_libsndfile_cannot_open_is_named(tmp_path, bits):
+    """libsndfile refuses 12 and 20-bit FLAC ("unimplemented format"): the line says which
+    depth, and what to do."""
+    levels = np.random.default_rng(bits).integers(-(1 << (bits - 1)), 1 << (bits - 1), (5000, 2))
+    path = write_flac(tmp_path / "a.flac", levels, 8000, bits)
+    with pytest.raises(AudioError, match=f"a {bits}-bit FLAC, a depth libsndfile does not read.*24-bit FLAC"):
+        probe(path)
+
+
+@pytest.mark.parametrize("bits", [8, 16, 24])
+@pytest.mark.parametrize("signed", [True, False], ids=["its MD5", "another MD5"])
+def test_a_flac_from_another_encoder_is_checked_against_its_md5(tmp_path, bits, signed):
+    """FLACs written here bit by bit (not by libsndfile): read exactly, and refused where the
+    MD5 their STREAMINFO records is not that of their samples."""
+    levels = np.random.default_rng(bits).integers(-(1 << (bits - 1)), 1 << (bits - 1), (9000, 2))
+    path = write_flac(tmp_path / "a.flac", levels, 8000, bits, md5=None if signed else bytes(range(16)))
+    if signed:
+        report = encode_file(path, tmp_path / "a.h5", EncodeOptions())
+        decoded, _ = msfreq.read_audio(tmp_path / "a.h5")
+        assert report.exact and np.array_equal(decoded, levels / 2.0 ** (bits - 1))
+    else:
+        with pytest.raises(AudioError, match="do not match the MD5 signature"):
+            encode_file(path, tmp_path / "a.h5", EncodeOptions())
+        assert not (tmp_path / "a.h5").exists()

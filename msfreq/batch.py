@@ -36,6 +36,7 @@ from msfreq.convert import (
     verify_decode,
 )
 from msfreq.errors import AudioError, MsfreqError, ParameterError
+from msfreq.params import is_integer
 from msfreq.pool import Outcome, run_jobs
 from msfreq.store import (
     MSFREQ_SUFFIX,
@@ -61,6 +62,7 @@ __all__ = [
     "display",
     "find_inputs",
     "has_msfreq_suffix",
+    "existing_output",
     "is_audio_file",
     "is_msfreq_file",
     "plan_encode",
@@ -497,6 +499,32 @@ def _failure(job: Job, message: str) -> Outcome:
     return Outcome(job, "failed", text)
 
 
+def existing_output(job: Job) -> Outcome:
+    """The outcome of a job whose output exists (without ``--overwrite``): skipped, or, for an
+    encode whose output is not an msfreq file or was written from another file or another
+    version of this one (the name and size it records), failed, so that a batch run again
+    never keeps, without a word, an output that no longer matches its source."""
+    if not isinstance(job.options, EncodeOptions):
+        return Outcome(job, "skipped", "exists")
+    facts = peek(job.destination, ("format", "source_name", "source_bytes"))
+    where = display(job.destination)
+    if facts.get("format") != "msfreq":
+        return _failure(job, f"{where} exists and is not a readable msfreq file: --overwrite "
+                             "replaces it")
+    name, recorded = facts.get("source_name"), facts.get("source_bytes")
+    if isinstance(name, str) and name != job.source.name:
+        return _failure(job, f"{where} exists, encoded from {display(name)}, not from this "
+                             "file: --overwrite replaces it")
+    try:
+        size = job.source.stat().st_size
+    except OSError:
+        size = None
+    if is_integer(recorded) and size is not None and int(recorded) != size:
+        return _failure(job, f"{where} exists, encoded from a version of this file of "
+                             f"{int(recorded):,} bytes ({size:,} now): --overwrite encodes it again")
+    return Outcome(job, "skipped", "exists")
+
+
 def convert(job: Job, progress: Callable[[int, int], None]) -> Outcome:
     """Run one job (in a worker process); every failure becomes a one-line outcome.
 
@@ -509,7 +537,7 @@ def convert(job: Job, progress: Callable[[int, int], None]) -> Outcome:
     if isinstance(job.options, VerifyOptions):
         return _verify(job, progress)
     if job.destination.exists() and not job.overwrite:
-        return Outcome(job, "skipped", "exists")
+        return existing_output(job)
     detail = None
     try:
         job.destination.parent.mkdir(parents=True, exist_ok=True)
@@ -625,7 +653,7 @@ def run_batch(
     for job in plan.jobs:
         if not isinstance(job.options, VerifyOptions) and job.destination.exists() \
                 and not job.overwrite:
-            record(Outcome(job, "skipped", "exists"))
+            record(existing_output(job))
         else:
             todo.append(job)
     if todo and executor is not None:

@@ -261,3 +261,48 @@ def test_inspect_of_a_missing_path_is_a_usage_error(tmp_path):
     result = CliRunner().invoke(cli, ["inspect", str(tmp_path / "nope.h5")])
     assert result.exit_code == 2 and "no such file or folder" in result.output
     assert "duration" not in result.output  # no (empty) table first
+
+
+def _edited(path):
+    """Another take under the same name (another length, so another size)."""
+    write_audio(path, pcm16(music_like(12000, 8000, 1, seed=9) * 0.5), 8000)
+
+
+def _replaced_by_text(path):
+    path.write_text("notes, not an msfreq file\n")
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ("source edited", "exists, encoded from a version of this file of"),
+    ("output replaced", "exists and is not a readable msfreq file"),
+])
+def test_a_stale_output_fails_instead_of_being_skipped(tmp_path, change, message):
+    """A batch run again after a source changed (or its output was replaced) kept the old
+    output as 'skipped (exists)', exit 0; now that file fails, the others are skipped, exit 1,
+    and --overwrite encodes it again."""
+    for seed, name in enumerate(["a.wav", "b.wav"]):
+        tone(tmp_path / "in" / name, seed=seed)
+    assert run("encode", f"{tmp_path / 'in'}/", "-o", tmp_path / "out", "-j", "1").exit_code == 0
+    if change == "source edited":
+        _edited(tmp_path / "in" / "a.wav")
+    else:
+        _replaced_by_text(tmp_path / "out" / "a.wav.h5")
+    again = run("encode", f"{tmp_path / 'in'}/", "-o", tmp_path / "out", "-j", "1")
+    assert again.exit_code == 1
+    failures = [line for line in again.output.splitlines() if line.startswith("failed:")]
+    assert len(failures) == 1 and "a.wav" in failures[0] and message in failures[0]
+    assert "--overwrite" in failures[0] and "skipped: " in again.output  # b.wav
+    assert "encoded 0, skipped 1, failed 1" in again.output
+    forced = run("encode", f"{tmp_path / 'in'}/", "-o", tmp_path / "out", "-j", "1", "--overwrite")
+    assert forced.exit_code == 0
+    assert msfreq.read_header(tmp_path / "out" / "a.wav.h5").source["bytes"] == (tmp_path / "in" / "a.wav").stat().st_size
+
+
+def test_an_output_named_for_another_source_fails(tmp_path):
+    tone(tmp_path / "a.wav", seed=1)
+    tone(tmp_path / "b.wav", seed=2)
+    assert run("encode", tmp_path / "a.wav", "-o", tmp_path / "x.h5").exit_code == 0
+    result = run("encode", tmp_path / "b.wav", "-o", tmp_path / "x.h5")
+    assert result.exit_code == 1 and "x.h5 exists, encoded from a.wav, not from this file" in result.output
+    assert msfreq.read_header(tmp_path / "x.h5").source["name"] == "a.wav"
+    assert run("encode", tmp_path / "a.wav", "-o", tmp_path / "x.h5").exit_code == 0  # its own: skipped

@@ -500,12 +500,13 @@ def _failure(job: Job, message: str) -> Outcome:
 
 
 def existing_output(job: Job) -> Outcome:
-    """The outcome of a job whose output exists (without ``--overwrite``): skipped, or, for an
-    encode whose output is not an msfreq file or was written from another file or another
-    version of this one (the name and size it records), failed, so that a batch run again
-    never keeps, without a word, an output that no longer matches its source."""
+    """The outcome of a job whose output exists (without ``--overwrite``): skipped, or failed
+    where the output no longer matches its source, so that a batch run again never keeps one
+    without a word: an encode's output that is not an msfreq file or was written from another
+    file or another version of this one (the name and size it records); a decode's output that
+    is not audio or not the length, rate and channels of the file it would be decoded from."""
     if not isinstance(job.options, EncodeOptions):
-        return Outcome(job, "skipped", "exists")
+        return _existing_audio(job)
     facts = peek(job.destination, ("format", "source_name", "source_bytes"))
     where = display(job.destination)
     if facts.get("format") != "msfreq":
@@ -522,6 +523,25 @@ def existing_output(job: Job) -> Outcome:
     if is_integer(recorded) and size is not None and int(recorded) != size:
         return _failure(job, f"{where} exists, encoded from a version of this file of "
                              f"{int(recorded):,} bytes ({size:,} now): --overwrite encodes it again")
+    return Outcome(job, "skipped", "exists")
+
+
+def _existing_audio(job: Job) -> Outcome:
+    where = display(job.destination)
+    try:
+        found = probe(job.destination, whole=False)
+    except AudioError:
+        return _failure(job, f"{where} exists and is not readable audio: --overwrite replaces it")
+    if found.lossy:  # a lossy encoder's length is its own (padding, gapless trimming)
+        return Outcome(job, "skipped", "exists")
+    facts = peek(job.source, ("n_samples", "n_channels", "sample_rate"))
+    expected = tuple(facts.get(name) for name in ("n_samples", "n_channels", "sample_rate"))
+    if all(is_integer(value) for value in expected) and \
+            (found.frames, found.channels, found.sample_rate) != tuple(map(int, expected)):
+        return _failure(job, f"{where} exists, but holds {found.frames:,} samples of "
+                             f"{found.channels} channel(s) at {found.sample_rate} Hz where this "
+                             f"file decodes to {int(expected[0]):,} of {int(expected[1])} at "
+                             f"{int(expected[2])} Hz: --overwrite decodes it again")
     return Outcome(job, "skipped", "exists")
 
 

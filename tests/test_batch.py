@@ -306,3 +306,23 @@ def test_an_output_named_for_another_source_fails(tmp_path):
     assert result.exit_code == 1 and "x.h5 exists, encoded from a.wav, not from this file" in result.output
     assert msfreq.read_header(tmp_path / "x.h5").source["name"] == "a.wav"
     assert run("encode", tmp_path / "a.wav", "-o", tmp_path / "x.h5").exit_code == 0  # its own: skipped
+
+
+@pytest.mark.parametrize("change", ["source re-encoded longer", "output replaced"])
+def test_a_stale_decode_output_fails_instead_of_being_skipped(tmp_path, change):
+    for seed, name in enumerate(["a.wav", "b.wav"]):
+        tone(tmp_path / "in" / name, seed=seed)
+    run("encode", f"{tmp_path / 'in'}/", "-o", tmp_path / "enc", "-j", "1")
+    assert run("decode", f"{tmp_path / 'enc'}/", "-o", tmp_path / "dec", "-j", "1").exit_code == 0
+    if change == "source re-encoded longer":
+        _edited(tmp_path / "in" / "a.wav")
+        run("encode", tmp_path / "in" / "a.wav", "-o", tmp_path / "enc" / "a.wav.h5", "--overwrite")
+        message = "exists, but holds 8,000 samples of 1 channel(s) at 8000 Hz where this file decodes to 12,000"
+    else:
+        _replaced_by_text(tmp_path / "dec" / "a.wav")
+        message = "exists and is not readable audio"
+    again = run("decode", f"{tmp_path / 'enc'}/", "-o", tmp_path / "dec", "-j", "1")
+    failures = [line for line in again.output.splitlines() if line.startswith("failed:")]
+    assert again.exit_code == 1 and len(failures) == 1 and message in failures[0]
+    assert "decoded 0, skipped 1, failed 1" in again.output
+    assert run("decode", f"{tmp_path / 'enc'}/", "-o", tmp_path / "dec", "-j", "1", "--overwrite").exit_code == 0

@@ -221,10 +221,12 @@ def _encode_line(outcome: Outcome) -> str:
 
 def _decode_line(outcome: Outcome) -> str:
     report = outcome.detail
-    identical = {True: ", bit-identical to the source", False: ", not bit-identical to the source",
-                 None: ""}[report.identical]
-    if report.identical is not None and report.rounded_bits is not None:
-        identical += f" rounded to {report.rounded_bits}-bit steps"
+    to = "the source" + (f" rounded to {report.rounded_bits}-bit steps" if report.rounded_bits else "")
+    if report.identical and report.losses:  # the decode was exact; the file written is not
+        identical = f", decoded bit-identical to {to}, written with a loss"
+    else:
+        identical = {True: f", bit-identical to {to}", False: f", not bit-identical to {to}",
+                     None: ""}[report.identical]
     losses = "".join(f"; LOSS: {loss}" for loss in report.losses)
     return (f"decoded: {display(outcome.job.source)} -> {display(report.destination)} "
             f"({report.format} {report.subtype}{identical}{losses}, {report.elapsed:.2f} s)")

@@ -405,3 +405,20 @@ def test_audio_libsndfile_cannot_read_fails_naming_its_format(tmp_path, name, ki
     assert "ignored: " in result.output and "cover.jpg" in result.output
     assert "encoded 2, skipped 0, failed 1" in result.output
     assert (tmp_path / "out" / "a.wav.h5").exists() and not (tmp_path / "out" / f"{name}.h5").exists()
+
+
+@pytest.mark.parametrize(("args", "loss"), [
+    (["-o", "x.ogg"], "LOSS: VORBIS is a lossy encoding"),
+    (["-o", "x.wav", "--subtype", "PCM_16"], "LOSS: PCM_16 keeps fewer bits than the file's 24-bit samples"),
+])
+def test_a_decode_written_with_a_loss_is_not_called_bit_identical(tmp_path, args, loss):
+    """0.7.0 said 'bit-identical to the source; LOSS: VORBIS is a lossy encoding' of the same
+    file: the decode was exact, the file written is not."""
+    path = write_audio(tmp_path / "a.wav", music_like(8000, 8000, 1) * 0.5, 8000, subtype="PCM_24")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["encode", str(path), "-o", str(tmp_path / "a.h5")]).exit_code == 0
+    result = runner.invoke(cli, ["decode", str(tmp_path / "a.h5"), "-j", "1", *args[:1],
+                                 str(tmp_path / args[1]), *args[2:]])
+    assert result.exit_code == 0, result.output
+    assert f"decoded bit-identical to the source, written with a loss; {loss}" in result.output
+    assert ", bit-identical to the source;" not in result.output

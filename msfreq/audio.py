@@ -559,6 +559,11 @@ class AudioReader:
             return None
         return max(self._grid, 1)
 
+    @property
+    def silent(self) -> bool:
+        """Whether every sample was read, in order, and is zero (its grid is then 1 bit)."""
+        return self.grid_bits() is not None and self._grid == 0
+
     def scan(self) -> None:
         """Read the whole file once, in order, for :meth:`checksum` and :meth:`grid_bits`."""
         for start in range(self._hashed, self.info.frames, _WRITE_FRAMES):

@@ -212,6 +212,8 @@ def _encode_line(outcome: Outcome) -> str:
             exact += " to them"
         if resampled:
             exact = f"resampled from {report.source_rate} Hz, {exact}"
+    elif report.silent:
+        exact = f"silent, {exact}"
     elif report.grid_bits is not None:
         exact = f"{report.grid_bits}-bit content, {exact}"
     return (f"encoded: {display(outcome.job.source)} -> {display(report.destination)} "

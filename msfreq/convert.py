@@ -211,7 +211,8 @@ class EncodeReport:
     (``EncodeOptions.round_bits``): ``exact`` then says whether the file decodes to the rounded
     samples, and ``rounding_snr_db`` is the rounding's SNR against the samples it rounded
     (the source's, or resampled; None: the rounding changed nothing).  ``source_rate`` is the
-    source's sample rate (``sample_rate`` differs where it was resampled).
+    source's sample rate (``sample_rate`` differs where it was resampled); ``silent``: every
+    source sample is zero (``grid_bits`` is then 1).
     """
 
     source: Path
@@ -228,6 +229,7 @@ class EncodeReport:
     rounded_bits: int | None = None
     rounding_snr_db: float | None = None
     source_rate: int | None = None
+    silent: bool = False
 
 
 @dataclass(frozen=True)
@@ -594,6 +596,7 @@ def encode_file(
         rounded_bits=rounding,
         rounding_snr_db=target.snr_db if rounding is not None else None,
         source_rate=info.sample_rate,
+        silent=rounding is None and not resampled and reader.silent,
     )
 
 

@@ -422,3 +422,15 @@ def test_a_decode_written_with_a_loss_is_not_called_bit_identical(tmp_path, args
     assert result.exit_code == 0, result.output
     assert f"decoded bit-identical to the source, written with a loss; {loss}" in result.output
     assert ", bit-identical to the source;" not in result.output
+
+
+@pytest.mark.parametrize(("samples", "subtype", "said"), [
+    (np.zeros((8000, 2)), "PCM_24", "silent, decodes bit-identically"),
+    (np.zeros((1, 1)), "PCM_16", "silent, decodes bit-identically"),
+    (-np.ones((800, 1)), "PCM_16", "1-bit content, decodes bit-identically"),
+])
+def test_a_silent_file_is_called_silent(tmp_path, samples, subtype, said):
+    """0.7.0 called a file of zeros '1-bit content' (its samples do lie on a 1-bit grid)."""
+    path = write_audio(tmp_path / "a.wav", samples, 8000, subtype=subtype)
+    result = CliRunner().invoke(cli, ["encode", str(path), "-o", str(tmp_path / "a.h5"), "-j", "1"])
+    assert result.exit_code == 0 and said in result.output

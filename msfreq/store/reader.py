@@ -334,8 +334,9 @@ def _header(path: Path, handle: h5py.File) -> Header:
         if keep_bits == 0 or (form == "levels" and keep_bits != -1):
             raise _fail(path, f"keep_bits {keep_bits} does not fit storage {form!r}")
         steps = _steps(path, grid, datasets) if form == "levels" else None
-        # what makes a file version 4: correction codes (which a version-3 reader would ignore)
-        corrected = "corrections" in attrs.values or version >= 4
+        # what makes a file version 4: correction codes (which a version-3 reader would ignore);
+        # a version-5 file has them or not (rounded samples stored with finer steps, or floats)
+        corrected = "corrections" in attrs.values or version == 4
         correction_bits = get.integer("corrections", 1, 32) if corrected else None
         if corrected:
             if version < 4:

@@ -22,6 +22,7 @@ from msfreq.audio import (
     Checksum,
     output_format,
     probe,
+    quantize,
     snap,
     subtype_bits,
 )
@@ -857,12 +858,20 @@ def _frames_of(reader, channels: Sequence[int]):
 
 def _as_decoded(reader, first: int, audio: np.ndarray, channels: Sequence[int]) -> np.ndarray:
     """``audio`` (channels, samples from ``first``) with the file's correction codes applied
-    and rounded to the source's grid where the file decodes exactly."""
+    and, where the file decodes exactly, rounded to the source's grid, or (a float or lossy
+    source) to its sample format: the source's samples bit for bit."""
     fix = corrector(reader, channels)
     if fix is not None:
         audio = fix(first, audio.T).T
     bits = exact_grid(reader.header)
-    return snap(audio, bits) if bits is not None else np.asarray(audio, dtype=np.float64)
+    if bits is not None:
+        return snap(audio, bits)
+    subtype = reader.header.source.get("subtype")
+    if reader.header.exact and isinstance(subtype, str):
+        # a float or lossy source given back exactly (double precision): in its own sample
+        # format, as decode_file writes it (float32 for FLOAT and lossy decodes)
+        return quantize(audio, subtype).astype(np.float64)
+    return np.asarray(audio, dtype=np.float64)
 
 
 def read_audio(

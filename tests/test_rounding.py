@@ -333,3 +333,21 @@ def test_every_file_an_encode_writes_passes_the_reader(sources, tmp_path, source
                           always_2d=True)
         expected = snap(read.astype(np.float64), report.rounded_bits) if report.rounded_bits else read
         assert np.array_equal(decoded, expected)
+
+
+@pytest.mark.parametrize("source", ["pcm16.wav", "float.wav", "lossy.mp3"])
+@pytest.mark.parametrize("round_bits", [None, 16, 24])
+@pytest.mark.parametrize("sample_rate", [None, 6000])
+@pytest.mark.parametrize("block_seconds", [None, 0.4])
+def test_every_file_resampled_or_in_blocks_passes_the_reader(sources, tmp_path, source, round_bits,
+                                                             sample_rate, block_seconds):
+    options = EncodeOptions(params=SMALL, round_bits=round_bits, sample_rate=sample_rate,
+                            block_seconds=block_seconds)
+    report = encode_file(sources / source, tmp_path / "a.h5", options)
+    header = msfreq.read_header(tmp_path / "a.h5")
+    assert header.exact == report.exact and header.rounded_bits == report.rounded_bits
+    back = decode_file(tmp_path / "a.h5", tmp_path / "back.wav")
+    if report.exact:
+        assert back.identical is True
+    if sample_rate is not None:  # resampled: checked only where rounded
+        assert report.exact is (True if round_bits else None)

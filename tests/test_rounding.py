@@ -351,3 +351,23 @@ def test_every_file_resampled_or_in_blocks_passes_the_reader(sources, tmp_path, 
         assert back.identical is True
     if sample_rate is not None:  # resampled: checked only where rounded
         assert report.exact is (True if round_bits else None)
+
+
+@pytest.mark.parametrize("source", ["pcm16.wav", "float.wav"])
+@pytest.mark.parametrize("keep_bits", [None, 12])
+@pytest.mark.parametrize("span", [1, 3])
+@pytest.mark.parametrize("oversampling", [1, 2])
+@pytest.mark.parametrize("compression", ["zstd", "none"])
+def test_every_file_of_another_grid_or_storage_passes_the_reader(sources, tmp_path, source, keep_bits,
+                                                                 span, oversampling, compression):
+    params = TransformParams(bins_per_octave=12, span=span, oversampling=oversampling)
+    options = EncodeOptions(params=params, keep_bits=keep_bits, compression=compression)
+    report = encode_file(sources / source, tmp_path / "a.h5", options)
+    header = msfreq.read_header(tmp_path / "a.h5")
+    read_params = header.grid.params
+    assert header.exact == report.exact
+    assert (read_params.bins_per_octave, read_params.span, read_params.oversampling) == (12, span, oversampling)
+    assert (header.storage.keep_bits, header.compression) == (keep_bits, compression)
+    back = decode_file(tmp_path / "a.h5", tmp_path / "back.wav")
+    assert back.identical == (True if report.exact else back.identical)
+    msfreq.verify(tmp_path / "a.h5")

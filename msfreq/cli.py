@@ -202,6 +202,9 @@ def _encode_line(outcome: Outcome) -> str:
                                         "checked)"
                     }.get(report.unchecked, "not checked"),
              False: "does not decode bit-identically at this precision"}[report.exact]
+    keep_bits = getattr(outcome.job.options, "keep_bits", None)
+    if report.exact is False and keep_bits is not None:
+        exact = f"not bit-identical: --keep-bits {keep_bits} rounds the coefficients"
     resampled = report.source_rate not in (None, report.sample_rate)
     if report.rounded_bits is not None:
         change = ("nothing changed" if report.rounding_snr_db is None

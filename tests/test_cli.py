@@ -434,3 +434,14 @@ def test_a_silent_file_is_called_silent(tmp_path, samples, subtype, said):
     path = write_audio(tmp_path / "a.wav", samples, 8000, subtype=subtype)
     result = CliRunner().invoke(cli, ["encode", str(path), "-o", str(tmp_path / "a.h5"), "-j", "1"])
     assert result.exit_code == 0 and said in result.output
+
+
+def test_keep_bits_line_names_the_option_not_the_precision(tmp_path):
+    """0.7.0 said 'does not decode bit-identically at this precision' of a file made inexact by
+    --keep-bits."""
+    path = write_audio(tmp_path / "a.wav", pcm16(music_like(8000, 8000, 2) * 0.5), 8000)
+    result = CliRunner().invoke(cli, ["encode", str(path), "-o", str(tmp_path / "a.h5"), "-j", "1",
+                                      "--keep-bits", "6"])
+    assert result.exit_code == 0
+    assert "not bit-identical: --keep-bits 6 rounds the coefficients" in result.output
+    assert "at this precision" not in result.output

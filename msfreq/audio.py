@@ -587,12 +587,13 @@ def _closest_subtype(chosen: str, source_subtype: str | None, grid: int | None =
     available = [name for name in sf.available_subtypes(chosen) if sf.check_format(chosen, name)]
     if source_subtype in available and source_subtype not in LOSSY_SUBTYPES:
         return source_subtype
-    # u-law and A-law read as 16-bit integers but keep 8-bit codes: no home for other samples
-    lossless = [name for name in available if name in _FLOAT_SUBTYPES
-                or (name in _INTEGER_BITS and name not in ("ULAW", "ALAW"))]
+    # plain samples where the format has them (AIFF's DWVW cannot be written; u-law and
+    # A-law read as 16-bit integers but keep 8-bit codes), else its other integer subtypes
+    lossless = [name for name in available if name in _PLAIN_SUBTYPES] or [
+        name for name in available if name in _INTEGER_BITS and name not in ("ULAW", "ALAW")]
     if not lossless:
         return sf.default_subtype(chosen) or available[0]
-    wanted = _held(source_subtype, grid) or 24.0  # a lossy source on no grid: 24 bits
+    wanted = _held(source_subtype, grid) or 24.0
     floats_first = source_subtype in _FLOAT_SUBTYPES and grid is None
     keeps = [name for name in lossless if _resolution(name) >= wanted]
     if keeps:  # the smallest that keeps everything (a float for float sources when possible)
@@ -631,8 +632,11 @@ def named_format(path: str | os.PathLike, format: str | None = None,
 
 def _held(source_subtype: str | None, grid: int | None) -> float:
     """Significant bits of the samples a decode gives back: those of the grid they lie on
-    (``grid``, where known), else the subtype's (0 for a lossy or unknown one)."""
-    return float(grid) if grid is not None else _resolution(source_subtype)
+    (``grid``, where known), else the subtype's; a lossy source's decode counts as 24 bits
+    (float32's mantissa, and deeper than any lossy codec defines its output); 0 if unknown."""
+    if grid is not None:
+        return float(grid)
+    return 24.0 if source_subtype in LOSSY_SUBTYPES else _resolution(source_subtype)
 
 
 def output_format(
@@ -698,7 +702,9 @@ def output_format(
     if chosen_subtype in LOSSY_SUBTYPES and source_subtype not in LOSSY_SUBTYPES:
         losses.append(f"{chosen_subtype} is a lossy encoding")
     elif _resolution(chosen_subtype) < _held(source_subtype, grid):
-        held = f"the file's {grid}-bit samples" if grid is not None else f"the source {source_subtype}"
+        held = (f"the file's {grid}-bit samples" if grid is not None else
+                f"the decoded {source_subtype} samples (24 bits)" if source_subtype in LOSSY_SUBTYPES
+                else f"the source {source_subtype}")
         losses.append(f"{chosen_subtype} keeps fewer bits than {held}")
     return chosen, chosen_subtype, suffix, tuple(losses)
 

@@ -371,3 +371,33 @@ def test_every_file_of_another_grid_or_storage_passes_the_reader(sources, tmp_pa
     back = decode_file(tmp_path / "a.h5", tmp_path / "back.wav")
     assert back.identical == (True if report.exact else back.identical)
     msfreq.verify(tmp_path / "a.h5")
+
+
+@pytest.fixture(scope="module")
+def encoded(sources, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("encoded")
+    write_audio(sources / "pcm24.wav", music_like(RATE, RATE, 2, seed=12) * 0.5, RATE, subtype="PCM_24")
+    for name in ("pcm16.wav", "pcm24.wav", "float.wav", "lossy.mp3"):
+        encode_file(sources / name, folder / f"{name}.h5", EncodeOptions(params=SMALL))
+    return folder
+
+
+@pytest.mark.parametrize("name", ["pcm16.wav", "pcm24.wav", "float.wav", "lossy.mp3"])
+@pytest.mark.parametrize("asked", [{}, {"format": "WAV", "subtype": "PCM_16"},
+                                   {"format": "WAV", "subtype": "PCM_24"}, {"format": "FLAC"},
+                                   {"format": "WAV", "subtype": "FLOAT"}, {"format": "AIFF"}],
+                         ids=["default", "PCM_16", "PCM_24", "FLAC", "FLOAT", "AIFF"])
+def test_a_decode_that_declares_no_loss_loses_nothing(encoded, tmp_path, name, asked):
+    """No silent degradation: where a decode's line declares no loss, the file written holds
+    exactly the samples the msfreq file decodes to."""
+    from msfreq.convert import DecodeOptions
+
+    report = decode_file(encoded / f"{name}.h5", tmp_path / "out", DecodeOptions(**asked))
+    written, _ = sf.read(str(tmp_path / "out"), always_2d=True)
+    decoded, _ = read_audio(encoded / f"{name}.h5")
+    if report.losses:
+        return
+    if name == "lossy.mp3":  # its decode counts as 24 bits (float32's mantissa): within 2**-24
+        assert np.abs(written - decoded).max() <= 2.0**-24, report
+    else:
+        assert np.array_equal(written, decoded), report

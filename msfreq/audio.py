@@ -62,7 +62,8 @@ _SUFFIX_OF_FORMAT = {
     "AIFF": ".aiff", "AU": ".au", "CAF": ".caf", "OGG": ".ogg", "MP3": ".mp3", "IRCAM": ".sf",
     "NIST": ".nist", "VOC": ".voc", "PAF": ".paf", "SVX": ".8svx", "W64X": ".w64",
 }
-#: The format a file name's ending announces, and the subtype where it announces one too.
+#: The format a file name's ending announces, and the subtype where it announces one too (the
+#: endings of the formats libsndfile reads and writes).
 _FORMAT_OF_SUFFIX = {
     ".wav": ("WAV", None), ".wave": ("WAV", None), ".bwf": ("WAV", None), ".rf64": ("RF64", None),
     ".w64": ("W64", None), ".flac": ("FLAC", None), ".aif": ("AIFF", None), ".aiff": ("AIFF", None),
@@ -86,11 +87,7 @@ UNREADABLE_SUFFIXES = {
     ".rm": "RealMedia", ".spx": "Speex",
 }
 #: File name endings taken as audio when a folder is searched.
-AUDIO_SUFFIXES = frozenset(
-    {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au",
-     ".snd", ".caf", ".w64", ".rf64", ".bwf", ".sf", ".voc", ".paf", ".8svx", ".iff", ".nist",
-     ".sph", ".mat", ".htk", ".sd2", ".xi", ".avr", ".wve", ".mpc", ".pvf", ".sds"}
-)
+AUDIO_SUFFIXES = frozenset(_FORMAT_OF_SUFFIX)
 
 
 #: Frames a lossy stream is decoded from before a read that does not follow the last one.

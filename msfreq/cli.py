@@ -42,6 +42,7 @@ from msfreq.params import (
     DEFAULT_COMPRESSION,
     DEFAULT_FILE_DTYPE,
     DEFAULT_FMIN,
+    DEFAULT_ROUND_BITS,
     DEFAULT_TUNING,
     EXACT_BITS,
     MAX_SPAN,
@@ -58,6 +59,24 @@ tqdm.monitor_interval = 0
 
 _PRECISIONS = {"auto": "auto", "single": "complex64", "double": "complex128"}
 _DEFAULT_PRECISION = {value: key for key, value in _PRECISIONS.items()}[DEFAULT_FILE_DTYPE]
+
+
+class _RoundBits(click.ParamType):
+    """``--round-bits``: ``auto``, ``none`` or a number of bits."""
+
+    name = "N|auto|none"
+
+    def convert(self, value, param, ctx):
+        if value in (None, "auto") or isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text in ("auto", "none"):
+            return None if text == "none" else "auto"
+        finest = EXACT_BITS["complex128"]
+        if text.isdigit() and MIN_ROUND_BITS <= int(text) <= finest:
+            return int(text)
+        self.fail(f"{value!r} is not auto, none or a number of bits from {MIN_ROUND_BITS} to "
+                  f"{finest}", param, ctx)
 
 
 def _cpu_count() -> int:
@@ -210,6 +229,8 @@ def _encode_line(outcome: Outcome) -> str:
         change = ("nothing changed" if report.rounding_snr_db is None
                   else f"SNR {report.rounding_snr_db:.1f} dB against the "
                        + ("resampled source" if resampled else "source"))
+        if report.rounding_snr_db is not None and outcome.job.options.round_bits == "auto":
+            change += "; --round-bits none: unrounded"
         exact = f"rounded to {report.rounded_bits}-bit steps ({change}), {exact}"
         if report.exact:
             exact += " to them"
@@ -300,12 +321,13 @@ def cli() -> None:
 @click.option("--keep-bits", type=click.IntRange(1, 52), default=None,
               help="Smaller, inexact files: keep this many mantissa bits of every coefficient "
                    "(see README for size against SNR). Default: exact.")
-@click.option("--round-bits", type=click.IntRange(MIN_ROUND_BITS, EXACT_BITS["complex128"]),
-              default=None,
+@click.option("--round-bits", type=_RoundBits(), default=DEFAULT_ROUND_BITS, show_default=True,
+              metavar="N|auto|none",
               help="Smaller files, checked: round float, lossy (MP3, Ogg) and deeper integer "
                    "samples to N-bit steps first, stored as levels that decode to the rounded "
                    "samples bit for bit; the line gives the SNR (see README). Above 16: double "
-                   "precision.")
+                   "precision. auto: 16 for lossy sources and for resampled ones of up to 16 "
+                   "bits (their own depth); none: never.")
 @click.option("--no-codes", "no_codes", is_flag=True,
               help="Integer sources: steps that round back by themselves instead of coarser "
                    "steps plus a correction code per sample (files about 12 % larger, format "

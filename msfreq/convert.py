@@ -28,9 +28,11 @@ from msfreq.audio import (
 )
 from msfreq.errors import FormatError, ParameterError
 from msfreq.params import (
+    AUTO_ROUND_BITS,
     COMPRESSIONS,
     DEFAULT_COMPRESSION,
     DEFAULT_FILE_DTYPE,
+    DEFAULT_ROUND_BITS,
     EXACT_BITS,
     MIN_ROUND_BITS,
     SOURCE_WINDOW_BYTES,
@@ -110,7 +112,7 @@ class EncodeOptions:
         the default; format version 4), or steps fine enough to round back by themselves
         (False: about 12 % larger, readable by msfreq 0.3, or by 0.2 with zstd, gzip or none;
         coefficients within 0.09 LSB RMS instead of 0.23).
-    round_bits : int or None
+    round_bits : int, "auto" or None
         Trade precision below a stated level for size, keeping a bit-for-bit check: round the
         samples to multiples of ``2**(1 - round_bits)`` of full scale first (see
         :class:`Rounded`), then store them as levels that decode to the rounded samples exactly
@@ -118,7 +120,10 @@ class EncodeOptions:
         1.67x the 16-bit WAV at 16 bits, against 4.5x unrounded), integer sources deeper
         than ``round_bits``, and resampled sources (rounded to at most their own depth).  The
         file records the rounding and its SNR against the source (format version 5).
-        ``MIN_ROUND_BITS`` to 24; above 16 the file is complex128.
+        ``MIN_ROUND_BITS`` to 24; above 16 the file is complex128.  ``"auto"`` (the default,
+        see :data:`~msfreq.params.DEFAULT_ROUND_BITS`): 16 bits for lossy sources and
+        resampled integer sources of up to 16 bits (their own depth), else none; ``None``:
+        never.
     """
 
     params: TransformParams = TransformParams()
@@ -129,7 +134,7 @@ class EncodeOptions:
     block_seconds: float | None = None
     workers: int | None = None
     codes: bool = True
-    round_bits: int | None = None
+    round_bits: int | str | None = DEFAULT_ROUND_BITS
 
     def __post_init__(self) -> None:
         if not isinstance(self.params, TransformParams):
@@ -145,11 +150,11 @@ class EncodeOptions:
             bits = self.keep_bits
             if not is_integer(bits) or not 1 <= bits <= mantissa:
                 raise ParameterError(f"keep_bits must be in 1..{mantissa} for {self.dtype}, got {bits!r}")
-        if self.round_bits is not None:
+        if self.round_bits is not None and self.round_bits != "auto":
             finest = EXACT_BITS["complex64" if self.dtype == "complex64" else "complex128"]
             bits = self.round_bits
             if not is_integer(bits) or not MIN_ROUND_BITS <= bits <= finest:
-                raise ParameterError(f"round_bits must be in {MIN_ROUND_BITS}..{finest} for "
+                raise ParameterError(f"round_bits must be 'auto', None or in {MIN_ROUND_BITS}..{finest} for "
                                      f"{self.dtype} (the grids whose levels it gives back "
                                      f"exactly), got {bits!r}")
             if self.keep_bits is not None:
@@ -366,8 +371,15 @@ def _rounding(info: AudioInfo, options: EncodeOptions, resampled: bool) -> int |
     """The bits ``info``'s samples are rounded to before they are encoded (see
     :class:`Rounded`), or None: ``options.round_bits`` for float, lossy and deeper integer
     sources; a resampled integer source's at most its own depth (what its decode is written
-    in)."""
+    in).  ``"auto"``: see :data:`~msfreq.params.DEFAULT_ROUND_BITS`."""
     bits = options.round_bits
+    if bits == "auto":
+        bits = None
+        if options.keep_bits is None and options.dtype != "complex128":
+            if info.lossy:
+                bits = AUTO_ROUND_BITS
+            elif resampled and (info.integer_bits or AUTO_ROUND_BITS + 1) <= AUTO_ROUND_BITS:
+                bits = info.integer_bits
     if bits is None or (info.integer_bits is not None and info.integer_bits <= bits and not resampled):
         return None
     return bits if info.integer_bits is None else min(bits, info.integer_bits)
@@ -398,7 +410,7 @@ def file_dtype(info: AudioInfo, options: EncodeOptions, resampled: bool,
     # grid count as deep up to 24 bits only.
     deep = bits is not None and bits > EXACT_BITS["complex64"] and (
         bits <= EXACT_BITS["complex128"] or info.integer_bits is not None)
-    exact_wanted = options.keep_bits is None and (not resampled or options.round_bits is not None)
+    exact_wanted = options.keep_bits is None and (not resampled or grid is not None)
     return np.dtype("complex128" if deep and exact_wanted else "complex64")
 
 

@@ -21,6 +21,9 @@ __all__ = [
     "DEFAULT_DTYPE",
     "DEFAULT_FILE_DTYPE",
     "EXACT_BITS",
+    "MIN_ROUND_BITS",
+    "DEFAULT_ROUND_BITS",
+    "AUTO_ROUND_BITS",
     "DEFAULT_COMPRESSION",
     "COMPRESSIONS",
     "DTYPES",
@@ -65,6 +68,18 @@ EXACT_BITS = {"complex64": 16, "complex128": 24}
 #: Coarsest grid ``--round-bits`` rounds to (8-bit steps: 48 dB below full scale); the finest
 #: is ``EXACT_BITS["complex128"]``, the deepest grid a file's levels give back exactly.
 MIN_ROUND_BITS = 8
+#: What an encode rounds samples to unless told (``EncodeOptions.round_bits``, ``--round-bits``):
+#: ``"auto"`` rounds lossy decodes (MP3, Vorbis, Opus, ADPCM ...) to :data:`AUTO_ROUND_BITS`-bit
+#: steps, and a resampled integer source of up to that depth to its own depth (what its decode
+#: is written in); float sources, deeper resampled ones, and encodes that ask for double
+#: precision or ``keep_bits`` keep their samples unrounded.  Such files are checked bit for bit
+#: (against the rounded samples) instead of not at all; the rounding and its SNR are on the
+#: file's line.  ``None`` never rounds (msfreq 0.8's default), an integer always.
+DEFAULT_ROUND_BITS = "auto"
+#: The steps ``"auto"`` rounds lossy decodes to: 16 bits, the samples MP3, Vorbis and Opus
+#: decoders write to WAV by default (lame --decode, mpg123, oggdec, opusdec) and the depth of
+#: ADPCM, GSM and G.72x decoders' output (for those, nothing changes).
+AUTO_ROUND_BITS = 16
 #: Lossless HDF5 compression of the coefficient datasets: ``lz4`` (bitshuffle + lz4, through
 #: hdf5plugin; plain-h5py readers need ``import hdf5plugin``), ``zstd`` (bitshuffle + zstd, the
 #: same plugin), ``gzip`` (shuffle + deflate, opened by every HDF5 reader without plugins) or

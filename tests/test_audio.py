@@ -128,22 +128,33 @@ def test_double_precision_restores_24_bit_exactly(tmp_path):
     assert report.identical is True
 
 
+@pytest.mark.parametrize("round_bits", ["auto", None])
 @pytest.mark.parametrize(
     ("name", "audio_format", "subtype", "rate"),
     [("in.ogg", "OGG", "VORBIS", 44100), ("in.mp3", "MP3", "MPEG_LAYER_III", 44100),
      ("in.opus", "OGG", "OPUS", 48000)],
 )
-def test_lossy_sources_come_back_lossless(tmp_path, name, audio_format, subtype, rate):
+def test_lossy_sources_come_back_lossless(tmp_path, name, audio_format, subtype, rate, round_bits):
+    """By default a lossy decode is rounded to 16-bit steps (as MP3, Vorbis and Opus decoders
+    write it), checked, and decodes to exactly those samples in 16-bit FLAC; unrounded it comes
+    back within single precision, in 24-bit FLAC."""
     x = music_like(rate // 2, rate, 2, seed=3) * 0.5
     source = write_audio(tmp_path / name, x, rate, subtype=subtype, format=audio_format)
     assert probe(source).lossy
-    encode_file(source, tmp_path / "e.h5")
+    encoded = encode_file(source, tmp_path / "e.h5", EncodeOptions(round_bits=round_bits))
     report = decode_file(tmp_path / "e.h5", tmp_path / "out.flac")
-    assert (report.format, report.subtype) == ("FLAC", "PCM_24")
     assert report.losses == ()
     lossy, _ = sf.read(str(source), always_2d=True)
     flac, _ = sf.read(str(report.destination), always_2d=True)
-    assert snr_db(lossy, flac) > 120
+    if round_bits is None:
+        assert (encoded.exact, encoded.rounded_bits) == (None, None)
+        assert (report.format, report.subtype) == ("FLAC", "PCM_24")
+        assert snr_db(lossy, flac) > 120
+    else:
+        assert (encoded.exact, encoded.rounded_bits) == (True, 16)
+        assert (report.format, report.subtype, report.identical) == ("FLAC", "PCM_16", True)
+        np.testing.assert_array_equal(flac, np.round(lossy * 2.0**15) / 2.0**15)
+        assert snr_db(lossy, flac) == pytest.approx(encoded.rounding_snr_db, abs=0.01)
 
 
 def test_checksum_recorded(tmp_path):
@@ -199,15 +210,19 @@ def test_resampler_blocks_match_whole(tmp_path, source_rate, target_rate):
         np.testing.assert_allclose(pieces, whole, atol=1e-12)
 
 
-def test_encode_with_resampling(tmp_path):
+@pytest.mark.parametrize(("round_bits", "exact"), [("auto", True), (None, None)])
+def test_encode_with_resampling(tmp_path, round_bits, exact):
+    """A resampled 16-bit source is rounded to its own depth by default (its decode is
+    written in 16 bits anyway) and checked; unrounded it is not checked."""
     x = music_like(44100, 44100, 1) * 0.5
     source = write_audio(tmp_path / "a.wav", x, 44100)
-    report = encode_file(source, tmp_path / "a.h5", EncodeOptions(sample_rate=48000))
+    report = encode_file(source, tmp_path / "a.h5", EncodeOptions(sample_rate=48000, round_bits=round_bits))
     header = msfreq.read_header(tmp_path / "a.h5")
     assert header.grid.sample_rate == 48000 and report.sample_rate == 48000
-    assert report.exact is None and header.exact is None
+    assert report.exact is exact and header.exact is exact
+    assert header.rounded_bits == (16 if exact else None)
     assert header.source["sample_rate"] == 44100
-    assert decode_file(tmp_path / "a.h5", tmp_path / "b.wav").identical is None
+    assert decode_file(tmp_path / "a.h5", tmp_path / "b.wav").identical is exact
 
 
 @pytest.mark.parametrize(
@@ -450,7 +465,7 @@ def test_float_and_lossy_sources_are_checked_where_the_check_can_pass(tmp_path, 
     x = music_like(2 * 8000, 8000, 2, seed=5) * 0.5
     source = tmp_path / name
     sf.write(str(source), x, 8000, subtype=subtype)
-    single = encode_file(source, tmp_path / "s.h5")
+    single = encode_file(source, tmp_path / "s.h5", EncodeOptions(round_bits=None))
     assert (single.exact, single.unchecked) == (None, "single precision")
     assert msfreq.read_header(tmp_path / "s.h5").exact is None
     double = encode_file(source, tmp_path / "d.h5", EncodeOptions(dtype="complex128"))
@@ -888,8 +903,11 @@ def test_codecs_libsndfile_cannot_seek_in_are_read(tmp_path, suffix, format, sub
     params = TransformParams(bins_per_octave=SMALL["bins_per_octave"])
     for seconds in (None, 2.0):
         report = encode_file(source, tmp_path / "out.h5", EncodeOptions(params=params, block_seconds=seconds))
-        assert report.exact is (True if subtype == "DPCM_16" else None)
-        np.testing.assert_allclose(msfreq.convert.read_audio(tmp_path / "out.h5")[0], whole, atol=1e-5)
+        # the lossy codecs' decodes are 16-bit samples: rounding them changes nothing, and
+        # they are checked like any 16-bit source
+        assert (report.exact, report.rounded_bits, report.rounding_snr_db) == (
+            True, None if subtype == "DPCM_16" else 16, None)
+        np.testing.assert_array_equal(msfreq.convert.read_audio(tmp_path / "out.h5")[0], whole)
 
 
 def test_resampled_coded_source_through_the_window(tmp_path):

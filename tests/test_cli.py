@@ -354,7 +354,7 @@ def test_help_shows_what_it_means(command):
     ("a.wav", "x.aiff", [], ("AIFF", "PCM_16")),
     ("a.wav", "x.wav", ["--format", "WAVEX"], ("WAVEX", "PCM_16")),
     ("a.flac", "x.wav", [], ("WAV", "PCM_16")),
-    ("a.mp3", "x.wav", [], ("WAV", "PCM_24")),  # a lossy source: 24 bits, as in FLAC
+    ("a.mp3", "x.wav", [], ("WAV", "PCM_16")),  # a lossy source: rounded to 16 bits by default
 ])
 def test_a_named_output_is_written_in_the_format_its_name_says(tmp_path, source, name, args, written):
     """0.7.0 wrote the source's format under any name (-o x.flac: a WAV called x.flac)."""

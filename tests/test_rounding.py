@@ -88,7 +88,7 @@ def test_rounded_encode_decodes_to_the_rounded_samples(tmp_path, kind, bits, blo
 def test_rounding_shrinks_a_lossy_source(tmp_path):
     """The point of the option: an MP3's decode, unrounded (not checked) against 16-bit steps."""
     path, _ = _source(tmp_path, "mp3")
-    plain = encode_file(path, tmp_path / "plain.h5", EncodeOptions(params=SMALL))
+    plain = encode_file(path, tmp_path / "plain.h5", EncodeOptions(params=SMALL, round_bits=None))
     rounded = encode_file(path, tmp_path / "rounded.h5", EncodeOptions(params=SMALL, round_bits=16))
     assert plain.exact is None and rounded.exact is True
     assert rounded.bytes_written < 0.6 * plain.bytes_written
@@ -148,10 +148,10 @@ def test_cli_lines_say_what_was_rounded(tmp_path):
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"round_bits": 7}, "round_bits must be in 8..24"),
-    ({"round_bits": 25}, "round_bits must be in 8..24"),
-    ({"round_bits": 16.5}, "round_bits must be in"),
-    ({"round_bits": 17, "dtype": "complex64"}, "round_bits must be in 8..16 for complex64"),
+    ({"round_bits": 7}, "round_bits must be 'auto', None or in 8..24"),
+    ({"round_bits": 25}, "round_bits must be 'auto', None or in 8..24"),
+    ({"round_bits": 16.5}, "round_bits must be"),
+    ({"round_bits": 17, "dtype": "complex64"}, "round_bits must be 'auto', None or in 8..16 for complex64"),
     ({"round_bits": 16, "keep_bits": 12}, "exclude each other"),
 ])
 def test_bad_round_bits_are_refused(options, message):
@@ -159,7 +159,58 @@ def test_bad_round_bits_are_refused(options, message):
         EncodeOptions(**options)
 
 
-@pytest.mark.parametrize("args", [["--round-bits", "7"], ["--round-bits", "20", "--precision", "single"],
+@pytest.mark.parametrize(("kind", "options", "rounded", "exact"), [
+    ("mp3", {}, 16, True),  # what MP3 decoders write
+    ("mp3", {"sample_rate": 6000}, 16, True),
+    ("mp3", {"round_bits": None}, None, None),  # 0.8's default: floats, not checked
+    ("mp3", {"round_bits": 20}, 20, True),
+    ("mp3", {"dtype": "complex128"}, None, True),  # double precision asked: the floats, exactly
+    ("mp3", {"keep_bits": 12}, None, None),
+    ("float", {}, None, None),  # a float master keeps its precision
+    ("float", {"sample_rate": 6000}, None, None),
+    ("pcm16", {}, None, True),  # on its own grid: exact as ever
+    ("pcm24", {}, None, True),
+    ("pcm16", {"sample_rate": 6000}, 16, True),  # its decode is written in 16 bits anyway
+    ("pcm8", {"sample_rate": 6000}, 8, True),
+    ("pcm24", {"sample_rate": 6000}, None, None),  # 24-bit steps would cost double precision
+])
+def test_auto_rounding_rounds_what_a_decode_is_written_in(tmp_path, kind, options, rounded, exact):
+    """``round_bits="auto"`` (the default) rounds lossy decodes to 16-bit steps and resampled
+    integer sources of up to 16 bits to their own depth, and nothing else."""
+    x = music_like(2 * RATE, RATE, 2, seed=5) * 0.5
+    path = {"mp3": lambda: write_audio(tmp_path / "a.mp3", x, RATE, format="MP3", subtype="MPEG_LAYER_III"),
+            "float": lambda: write_audio(tmp_path / "a.wav", x, RATE, subtype="FLOAT"),
+            "pcm16": lambda: write_audio(tmp_path / "a.wav", pcm16(x), RATE),
+            "pcm24": lambda: write_audio(tmp_path / "a.wav", x, RATE, subtype="PCM_24"),
+            "pcm8": lambda: write_audio(tmp_path / "a.wav", x, RATE, subtype="PCM_U8")}[kind]()
+    assert EncodeOptions().round_bits == "auto"
+    report = encode_file(path, tmp_path / "a.h5", EncodeOptions(params=SMALL, **options))
+    assert (report.rounded_bits, report.exact) == (rounded, exact)
+    assert msfreq.read_header(tmp_path / "a.h5").rounded_bits == rounded
+
+
+def test_cli_round_bits_auto_and_none(tmp_path):
+    """The default line of a rounded lossy source says how to keep it unrounded; ``none`` does."""
+    path, read = _source(tmp_path, "mp3")
+    runner = CliRunner()
+    lines = {}
+    for args in ([], ["--round-bits", "auto"], ["--round-bits", "none"], ["--round-bits", "NONE"]):
+        result = runner.invoke(cli, ["encode", str(path), "-o", str(tmp_path / "a.h5"), "-j", "1",
+                                     "--overwrite", *args])
+        assert result.exit_code == 0, result.output
+        lines[" ".join(args)] = result.output.splitlines()[0]
+    snr = snr_db(read, snap(read, 16))
+    assert (f"rounded to 16-bit steps (SNR {snr:.1f} dB against the source; --round-bits none: "
+            "unrounded), decodes bit-identically to them") in lines[""]
+    assert lines["--round-bits auto"].split("(")[1:-1] == lines[""].split("(")[1:-1]
+    for unrounded in ("--round-bits none", "--round-bits NONE"):
+        assert "rounded to" not in lines[unrounded] and "not checked bit for bit" in lines[unrounded]
+    explicit = runner.invoke(cli, ["encode", str(path), "-o", str(tmp_path / "a.h5"), "-j", "1",
+                                   "--overwrite", "--round-bits", "16"])
+    assert "--round-bits none" not in explicit.output and "rounded to 16-bit steps" in explicit.output
+
+
+@pytest.mark.parametrize("args", [["--round-bits", "7"], ["--round-bits", "x"], ["--round-bits", "16.5"], ["--round-bits", "20", "--precision", "single"],
                                   ["--round-bits", "16", "--keep-bits", "10"]])
 def test_cli_refuses_bad_round_bits(tmp_path, args):
     path = write_audio(tmp_path / "a.wav", music_like(RATE, RATE), RATE, subtype="FLOAT")

@@ -22,9 +22,56 @@ import math
 from functools import lru_cache
 
 import numpy as np
-import scipy.fft as sp_fft
 
-__all__ = ["FOUR_STEP_MIN", "rfft", "irfft", "split"]
+__all__ = ["FOUR_STEP_MIN", "rfft", "irfft", "split", "next_fast_len", "scipy_fft"]
+
+
+def scipy_fft():
+    """:mod:`scipy.fft`, imported on first use.  Importing it takes 0.2 s here (its array-API
+    layer loads numpy.testing and numpy.f2py), twice numpy's own import: commands that
+    transform nothing (``inspect``, ``verify``, ``--help``) and file readers need not pay it."""
+    import scipy.fft
+
+    return scipy.fft
+
+
+#: The primes a fast length may have (pocketfft's complex transforms, what
+#: :func:`scipy.fft.next_fast_len` finds for complex input).
+_FAST_PRIMES = (11, 7, 5, 3)
+
+
+@lru_cache(maxsize=256)
+def next_fast_len(target: int) -> int:
+    """The smallest integer ``>= target`` with no prime factor above 11.
+
+    The same as :func:`scipy.fft.next_fast_len` for complex transforms today, but msfreq's
+    own: a file's length (``transform_units``) follows from it, so a file must not depend on
+    which lengths a later scipy calls fast.
+
+    Examples
+    --------
+    >>> next_fast_len(13), next_fast_len(121), next_fast_len(143), next_fast_len(1)
+    (14, 121, 144, 1)
+    """
+    target = int(target)
+    if target <= 1:
+        return 1
+    best = 1 << (target - 1).bit_length()  # a power of two always qualifies
+
+    def search(value: int, index: int) -> None:
+        nonlocal best
+        if index == len(_FAST_PRIMES):  # the smallest power of two that reaches target
+            if value < best:
+                power = -(-target // value)
+                candidate = value << (power - 1).bit_length()
+                best = min(best, candidate)
+            return
+        while value < best:
+            search(value, index + 1)
+            value *= _FAST_PRIMES[index]
+
+    search(1, 0)
+    return best
 
 #: Below this length scipy's own FFT is as fast or faster.  Measured here (float32, minima of
 #: 15, the split of :func:`split`): at 1,105,920 points (24 hop units at 44.1 kHz) the four-step
@@ -53,7 +100,7 @@ def split(length: int) -> tuple[int, int] | None:
     for first in range(2, math.isqrt(length) + 1, 2):
         if length % first or (length // first) % 2:
             continue
-        if sp_fft.next_fast_len(first) != first or sp_fft.next_fast_len(length // first) != length // first:
+        if next_fast_len(first) != first or next_fast_len(length // first) != length // first:
             continue
         if best is None or abs(math.log(first / _FIRST)) < abs(math.log(best / _FIRST)):
             best = first
@@ -146,6 +193,7 @@ def rfft(signal: np.ndarray, *, norm: str = "backward", scale: float = 1.0,
     >>> bool(np.allclose(rfft(x), scipy.fft.rfft(x)))
     True
     """
+    sp_fft = scipy_fft()
     length = signal.shape[0]
     parts = split(length)
     if parts is None:
@@ -197,6 +245,7 @@ def irfft(spectrum: np.ndarray, length: int, *, norm: str = "backward", scale: f
     >>> bool(np.allclose(irfft(rfft(x), x.size), x))
     True
     """
+    sp_fft = scipy_fft()
     parts = split(length)
     if parts is None or spectrum.shape[0] != length // 2 + 1:
         return _scaled(sp_fft.irfft(spectrum, n=length, norm=norm, workers=workers), scale)

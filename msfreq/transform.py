@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
-import scipy.fft as sp_fft
 
 from msfreq import fft
 from msfreq.errors import ParameterError
@@ -70,7 +69,7 @@ def transform_units(n_samples: int, grid: Grid) -> int:
         The transform length is ``units * grid.hop_unit >= n_samples``.
     """
     needed = max(-(-int(n_samples) // grid.hop_unit), 1)
-    return int(sp_fft.next_fast_len(needed))
+    return int(fft.next_fast_len(needed))
 
 
 #: More channels than this, with fewer frames than channels, is taken for a transposed
@@ -228,7 +227,7 @@ def _analyze_spectrum(spectrum: np.ndarray, plan: Plan, outputs: list[np.ndarray
             for row, target in zip(range(rows.start, rows.stop), folded, strict=True):
                 _weigh_into(target, spectrum, int(layout.starts[row]),
                             layout.weights[row, : int(layout.widths[row])])
-            result = sp_fft.ifft(folded, axis=1, norm="forward", overwrite_x=True, workers=workers)
+            result = fft.scipy_fft().ifft(folded, axis=1, norm="forward", overwrite_x=True, workers=workers)
             if whole:
                 if not np.shares_memory(result, folded):  # pocketfft works in place
                     folded[...] = result
@@ -327,7 +326,7 @@ def synthesize(
                     # half, the real FFT (half the work) holds what is needed
                     periodic = [_real_row_spectrum(row, layout, workers) for row in values_of]
                 else:
-                    periodic = sp_fft.fft(values_of.astype(plan.dtype, copy=False), axis=1,
+                    periodic = fft.scipy_fft().fft(values_of.astype(plan.dtype, copy=False), axis=1,
                                           norm="forward", workers=workers)
                 for row, source in zip(range(rows.start, rows.stop), periodic, strict=True):
                     first, width = int(layout.starts[row]), int(layout.widths[row])
@@ -377,7 +376,7 @@ def _real_row_spectrum(values: np.ndarray, layout, workers: int | None) -> np.nd
     positions = layout.starts % frames
     if np.all(positions + layout.widths - 1 <= frames // 2):
         return fft.rfft(values, norm="forward", scale=2.0, workers=workers)
-    spectrum = sp_fft.fft(values, norm="forward", workers=workers)
+    spectrum = fft.scipy_fft().fft(values, norm="forward", workers=workers)
     spectrum *= 2
     return spectrum
 
@@ -409,7 +408,7 @@ class BlockSchedule:
         self._units = int(units)
         self._margin_units = int(margin_units)
         # The span (block plus margins) is an FFT-friendly number of hop units.
-        self._span_units = int(sp_fft.next_fast_len(block_units + 2 * margin_units))
+        self._span_units = int(fft.next_fast_len(block_units + 2 * margin_units))
         self._block_units = self._span_units - 2 * self._margin_units
         self.shared_reads = bool(shared_reads)
 
@@ -862,7 +861,7 @@ def synthesize_range(
     unit = grid.hop_unit
     units = transform_units(n_samples, grid)
     first, last = start // unit, -(-stop // unit)
-    span = int(sp_fft.next_fast_len(last - first + 2 * MARGIN_UNITS))
+    span = int(fft.next_fast_len(last - first + 2 * MARGIN_UNITS))
     if span >= units:  # the whole transform costs no more
         begin, span = 0, units
     else:

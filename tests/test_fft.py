@@ -62,3 +62,47 @@ def test_scale_is_the_product(length, scale):
         else:
             tolerance = 4 * np.finfo(np.float32).eps * np.abs(expected).max()
             assert np.abs(got - expected).max() <= tolerance
+
+
+def test_next_fast_len_is_scipys_for_complex_input():
+    """A file's length follows from next_fast_len (transform_units): msfreq's own must give
+    what scipy's gave when every existing file was written (11-smooth numbers)."""
+    targets = list(range(1, 20001)) + [int(n) for n in np.random.default_rng(0).integers(1, 2**36, 500)]
+    assert [fft.next_fast_len(n) for n in targets] == [sp_fft.next_fast_len(n) for n in targets]
+
+
+@pytest.mark.parametrize("target", [13, 121, 143, 2**20 + 1, 3**12 + 1, 11**7 - 1])
+def test_next_fast_len_is_the_smallest_11_smooth_length(target):
+    found = fft.next_fast_len(target)
+    rest = found
+    for prime in (2, 3, 5, 7, 11):
+        while rest % prime == 0:
+            rest //= prime
+    assert found >= target and rest == 1
+    assert all(not _smooth(n) for n in range(target, found))
+
+
+def _smooth(n: int) -> bool:
+    for prime in (2, 3, 5, 7, 11):
+        while n % prime == 0:
+            n //= prime
+    return n == 1
+
+
+@pytest.mark.parametrize("statement", [
+    "import msfreq, msfreq.cli",
+    "import msfreq; msfreq.read_header(sys.argv[1]); msfreq.verify(sys.argv[1])",
+])
+def test_reading_and_the_cli_do_not_import_scipy_fft(tmp_path, statement):
+    """scipy.fft takes 0.2 s to import: `msfreq --help`, `inspect` and file readers need not
+    pay it (0.8.0 did, on every start)."""
+    import subprocess
+    import sys
+
+    import msfreq
+
+    path = tmp_path / "a.h5"
+    msfreq.save(msfreq.encode(np.zeros((4000, 1)), 8000), path)
+    code = f"import sys; {statement}; assert 'scipy.fft' not in sys.modules, 'scipy.fft imported'"
+    result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -326,3 +326,34 @@ def test_a_stale_decode_output_fails_instead_of_being_skipped(tmp_path, change):
     assert again.exit_code == 1 and len(failures) == 1 and message in failures[0]
     assert "decoded 0, skipped 1, failed 1" in again.output
     assert run("decode", f"{tmp_path / 'enc'}/", "-o", tmp_path / "dec", "-j", "1", "--overwrite").exit_code == 0
+
+
+@pytest.mark.parametrize(("command", "imported"), [("encode", True), ("verify", False),
+                                                   ("verify --decode", True)])
+def test_a_batch_that_transforms_imports_scipy_fft_once_before_its_workers(tmp_path, command, imported):
+    """Workers are forked per file as their memory grows: scipy.fft (0.2 s to import) is
+    imported in the parent first, where the jobs transform, so that no worker pays it."""
+    import subprocess
+    import sys
+
+    source = write_audio(tmp_path / "a.wav", pcm16(music_like(4000, 8000)), 8000)
+    msfreq.convert.encode_file(source, tmp_path / "a.h5")
+    code = f"""
+import sys
+from pathlib import Path
+from msfreq.batch import Job, Plan, VerifyOptions, run_batch
+from msfreq.convert import EncodeOptions
+folder = Path({str(tmp_path)!r})
+command = {command!r}
+if command == "encode":
+    job = Job(folder / "a.wav", folder / "b.h5", "a.wav", EncodeOptions())
+else:
+    job = Job(folder / "a.h5", folder / "a.h5", "a.h5", VerifyOptions(decode=command.endswith("decode")))
+assert "scipy.fft" not in sys.modules
+summary = run_batch(Plan(jobs=[job]), workers=1)
+assert summary.failed == 0, summary
+print("scipy.fft" in sys.modules)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(imported)

@@ -650,7 +650,7 @@ def output_format(
 
     By default the source's format and subtype.  A lossy source (or one libsndfile cannot
     write) becomes FLAC, 24-bit or as deep as ``grid`` (the bits of the grid an exact decode
-    lands on: 16-bit FLAC for an MP3 encoded with ``--round-bits 16``), or 32-bit float WAV
+    lands on: 16-bit FLAC for an MP3 encoded with its default 16-bit steps), or 32-bit float WAV
     where FLAC cannot hold the sample rate or channel count.  ``format`` alone keeps the
     source's subtype where that format has it, else the closest lossless one (the same bit
     depth or more, or the grid's; float for float sources on no grid where the format has

@@ -465,6 +465,7 @@ def decoded_checksum(
     read, n_samples: int, channels: int, grid: Grid, dtype: np.dtype, subtype: str, *,
     block_seconds: float | None = None, workers: int | None = None,
     progress: Progress | None = None, sink=None, grid_bits: int | None = None, fix=None,
+    sink_quantized: bool = False,
 ) -> Checksum:
     """The SHA-256 (and, for integer subtypes, the rounding margin) of the samples that the
     coefficients ``read`` gives access to decode to, in the sample form of a source of
@@ -476,7 +477,9 @@ def decoded_checksum(
         ``read(band_index, first_frame, stop_frame, channel)``, as for
         :func:`~msfreq.transform.synthesize_signal`.
     sink : callable, optional
-        Also called with every decoded block, shape (frames, channels), in order.
+        Also called with every decoded block, shape (frames, channels), in order; with
+        ``sink_quantized``, ``sink(block, quantized)`` with the block as hashed (see
+        :meth:`~msfreq.audio.Checksum.update`).
     grid_bits : int, optional
         The source's samples lie on this grid (see :func:`msfreq.audio.grid_bits`): the
         decoded samples are rounded to it.
@@ -492,9 +495,12 @@ def decoded_checksum(
         samples = block.T
         if fix is not None:
             samples = fix(start, samples)
-        checksum.update(samples)
-        if sink is not None:
+        quantized = checksum.update(samples, keep=sink is not None and sink_quantized)
+        if sink is not None and sink_quantized:
+            sink(samples, quantized)
+        elif sink is not None:
             sink(samples)
+        del quantized
         end = start + samples.shape[0]
         if progress is not None:
             progress(units if end >= n_samples else end // grid.hop_unit, units)
@@ -1057,6 +1063,8 @@ def _decode_stored(source, destination, reader, options: DecodeOptions, chosen_f
             read, header.n_samples, header.n_channels, grid, header.dtype, subtype or chosen_subtype,
             block_seconds=options.block_seconds, workers=options.workers, progress=progress,
             sink=writer.write, grid_bits=bits, fix=corrector(reader),
+            # hashed as written (the same subtype and grid): converted once, for both
+            sink_quantized=(subtype or chosen_subtype) == chosen_subtype,
         ).hexdigest()
         identical = None if recorded is None else checksum == recorded
         if header.exact and not identical:

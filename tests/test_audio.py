@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 from helpers import SMALL, music_like, pcm16, snr_db, without_xing, write_audio, write_flac
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.signal import resample_poly
 
 import msfreq
@@ -17,6 +19,8 @@ import msfreq.convert
 from msfreq.audio import (
     MAX_GRID_BITS,
     AudioReader,
+    AudioWriter,
+    Checksum,
     grid_bits,
     output_format,
     overs,
@@ -972,3 +976,57 @@ def test_a_flac_from_another_encoder_is_checked_against_its_md5(tmp_path, bits, 
         with pytest.raises(AudioError, match="do not match the MD5 signature"):
             encode_file(path, tmp_path / "a.h5", EncodeOptions())
         assert not (tmp_path / "a.h5").exists()
+
+
+def _quantized_in_float64(samples: np.ndarray, bits: int) -> np.ndarray:
+    """0.8.0's quantize: every sample through float64."""
+    scale = float(2 ** (bits - 1))
+    levels = np.clip(np.rint(np.asarray(samples, dtype=np.float64) * scale), -scale, scale - 1)
+    return (levels.astype(np.int32) << (32 - bits)).astype(np.int32)
+
+
+@settings(max_examples=80, deadline=None)
+@given(subtype=st.sampled_from(["PCM_S8", "PCM_16", "PCM_24", "PCM_32"]), grid=st.sampled_from([None, 7, 12, 20]),
+       peak=st.sampled_from([0.01, 0.5, 1.0, 1.3, 1e6]), frames=st.integers(1, 700),
+       seed=st.integers(0, 2**32 - 1), dtype=st.sampled_from(["float32", "float64"]),
+       transposed=st.booleans())
+def test_quantize_in_single_precision_gives_the_float64_levels(subtype, grid, peak, frames, seed, dtype,
+                                                              transposed):
+    """float32 samples are quantized in float32 (exact below 2**24): the same words as through
+    float64 (0.8.0), ties, overs and both extremes included, whatever the memory order; and the
+    checksum keeps what it hashed, on its grid."""
+    bits = {"PCM_S8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32}[subtype]
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-peak, peak, (2, frames) if transposed else (frames, 2))
+    scale = 2.0 ** (bits - 1)
+    edges = np.array([0.5, -0.5, 1.5, -2.5, scale - 0.5, -scale - 0.5, scale - 1, -scale]) / scale
+    x.flat[: min(x.size, 8)] = edges[: min(x.size, 8)]
+    samples = x.astype(dtype).T if transposed else x.astype(dtype)
+    words = quantize(samples, subtype)
+    assert words.flags.c_contiguous and words.dtype == np.int32
+    assert np.array_equal(words, _quantized_in_float64(samples, bits))
+    kept = Checksum(subtype, grid).update(samples, keep=True)
+    on_grid = samples if grid is None or grid >= bits else np.rint(
+        np.asarray(samples, np.float64) * 2.0 ** (grid - 1)) / 2.0 ** (grid - 1)
+    assert np.array_equal(kept, _quantized_in_float64(on_grid, bits))
+
+
+@pytest.mark.parametrize(("subtype", "grid"), [("PCM_16", None), ("PCM_24", 16), ("FLOAT", None), ("FLOAT", 16)])
+def test_a_writer_given_the_checksums_conversion_writes_the_same_file(tmp_path, subtype, grid):
+    """decode hands the writer what the checksum converted (one conversion instead of two):
+    the file is the same as the writer's own conversion makes it."""
+    x = music_like(3 * 8000, 8000, 2, seed=2).astype(np.float32)
+    x[100, 0], x[7000, 1] = 1.3, -1.4  # overs: clipped in integers
+    paths = []
+    for shared in (False, True):
+        path = tmp_path / f"{shared}.wav"
+        with AudioWriter(path, 8000, 2, "WAV", subtype, grid=grid) as writer:
+            checksum = Checksum(subtype, grid)
+            for first in range(0, len(x), 5000):
+                block = x[first : first + 5000]
+                kept = checksum.update(block, keep=shared)
+                writer.write(block, kept)
+        paths.append(path)
+        clipped = writer.clipped
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    assert (clipped > 0) == subtype.startswith("PCM")

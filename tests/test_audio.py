@@ -1030,3 +1030,17 @@ def test_a_writer_given_the_checksums_conversion_writes_the_same_file(tmp_path, 
         clipped = writer.clipped
     assert paths[0].read_bytes() == paths[1].read_bytes()
     assert (clipped > 0) == subtype.startswith("PCM")
+
+
+@pytest.mark.parametrize("block_seconds", [None, 0.5], ids=["whole", "blocks"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_float_source_with_nan_or_infinity_fails_whole_or_in_blocks(tmp_path, block_seconds, bad):
+    """The grid scan before a block encode reads without converting: the transform's reads
+    still find what is not finite, and nothing is written."""
+    x = music_like(3 * 8000, 8000, 2, seed=3) * 0.5
+    x[20000, 1] = bad
+    source = write_audio(tmp_path / "a.wav", x, 8000, subtype="FLOAT")
+    with pytest.raises(AudioError, match="NaN or infinite samples near frame"):
+        encode_file(source, tmp_path / "a.h5", EncodeOptions(params=TransformParams(bins_per_octave=12),
+                                                            block_seconds=block_seconds))
+    assert not (tmp_path / "a.h5").exists()

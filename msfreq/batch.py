@@ -258,8 +258,13 @@ def find_inputs(
     Raises
     ------
     ParameterError
-        If an input does not exist.
+        If an input does not exist, or is an empty string (which would name the current
+        folder: ``msfreq encode "$DIR"`` with ``DIR`` unset must not encode everything below
+        it, as 0.8.0 did).
     """
+    inputs = list(inputs)
+    if any(os.fspath(item) == "" for item in inputs):
+        raise ParameterError('an input is an empty path ("", an unset shell variable?): nothing done')
     found, ignored, problems = [], [], []
     seen: set[tuple[int, int]] = set()
 
@@ -374,6 +379,8 @@ def _plan(inputs, output, options, *, is_wanted: Callable[[Path], bool],
     """The shared planning of encode and decode: find, name, check, and make the jobs.
     ``named(output)``: the options for one input written to the file ``output`` the user
     named (default ``options``)."""
+    if os.fspath(output) == "":
+        raise ParameterError('the output is an empty path ("", an unset shell variable?): nothing done')
     output = Path(output)
     present: list[Path] = []
     found, ignored, problems = find_inputs(inputs, is_wanted, skip=output, present=present)

@@ -445,3 +445,30 @@ def test_keep_bits_line_names_the_option_not_the_precision(tmp_path):
     assert result.exit_code == 0
     assert "not bit-identical: --keep-bits 6 rounds the coefficients" in result.output
     assert "at this precision" not in result.output
+
+
+@pytest.mark.parametrize("args", [
+    ["encode", "", "-o", "{out}"],
+    ["encode", "{wav}", "", "-o", "{out}"],
+    ["encode", "{wav}", "-o", ""],
+    ["decode", "", "-o", "{out}"],
+    ["decode", "{h5}", "-o", ""],
+    ["inspect", ""],
+    ["verify", ""],
+])
+def test_an_empty_path_is_a_usage_error_not_the_current_folder(tmp_path, monkeypatch, args):
+    """``msfreq encode "$DIR" -o out`` with DIR unset: 0.8.0 took "" for the current folder and
+    encoded everything below it.  Now nothing is done, exit 2."""
+    source = write_audio(tmp_path / "a.wav", pcm16(music_like(4000, 8000)), 8000)
+    encoded = tmp_path / "a.h5"
+    assert CliRunner().invoke(cli, ["encode", str(source), "-o", str(encoded), "-j", "1"]).exit_code == 0
+    work = tmp_path / "work"
+    work.mkdir()
+    write_audio(work / "b.wav", pcm16(music_like(4000, 8000)), 8000)
+    monkeypatch.chdir(work)
+    filled = [arg.format(wav=source, h5=encoded, out=tmp_path / "out") for arg in args]
+    before = sorted(p.name for p in work.rglob("*"))
+    result = CliRunner().invoke(cli, [*filled, "-j", "1"] if args[0] in ("encode", "decode") else filled)
+    assert result.exit_code == 2, result.output
+    assert "empty path" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists() and sorted(p.name for p in work.rglob("*")) == before

@@ -158,8 +158,18 @@ def _run(verb: str, plan: Plan, *, jobs: int, quiet: bool, debug: bool,
             client.close()
 
 
+def _nothing_found(kind: str, ignored: int) -> None:
+    """Inputs that hold no file of the kind converted (an empty folder, a mount that failed):
+    exit 1, so that a script does not go on as if it had converted a collection."""
+    other = f" ({ignored} other file{'s' if ignored != 1 else ''} ignored)" if ignored else ""
+    click.echo(f"error: no {kind} found in the inputs{other}: nothing done", err=True)
+    sys.exit(1)
+
+
 def _run_with(verb: str, plan: Plan, *, jobs: int, quiet: bool, debug: bool,
               line: Callable[[Outcome], str], executor) -> None:
+    if not plan.jobs and not plan.problems:
+        _nothing_found("audio files" if verb == "encoded" else "msfreq files", len(plan.ignored))
     for problem in plan.problems:
         click.echo(f"failed: {problem}", err=True)
     if not quiet:
@@ -445,7 +455,9 @@ def inspect(paths, as_json, plot_path, debug) -> None:
     """
     from msfreq.report import describe, plot
 
-    found, _, problems = _usage(lambda: find_inputs(paths, is_msfreq_file))
+    found, ignored, problems = _usage(lambda: find_inputs(paths, is_msfreq_file))
+    if not found and not problems:
+        _nothing_found("msfreq files", len(ignored))
     failed = len(problems)
     for problem in problems:
         click.echo(f"error: {problem}", err=True)

@@ -472,3 +472,21 @@ def test_an_empty_path_is_a_usage_error_not_the_current_folder(tmp_path, monkeyp
     assert result.exit_code == 2, result.output
     assert "empty path" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "out").exists() and sorted(p.name for p in work.rglob("*")) == before
+
+
+@pytest.mark.parametrize(("command", "kind"), [("encode", "audio files"), ("decode", "msfreq files"),
+                                               ("verify", "msfreq files"), ("inspect", "msfreq files")])
+@pytest.mark.parametrize("contents", [[], ["notes.txt"]], ids=["empty", "other files"])
+def test_inputs_without_a_file_to_convert_exit_1(tmp_path, command, kind, contents):
+    """An empty folder (a mount that failed, a wrong path) is not a converted collection: 0.8.0
+    said 'encoded 0' and exited 0, and a script went on."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in contents:
+        (folder / name).write_text("hello")
+    args = [command, f"{folder}/"] + (["-o", str(tmp_path / "out"), "-j", "1"] if command in ("encode", "decode") else [])
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1, result.output
+    other = " (1 other file ignored)" if contents else ""
+    assert f"error: no {kind} found in the inputs{other}: nothing done" in result.output
+    assert not (tmp_path / "out").exists()

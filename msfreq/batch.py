@@ -391,6 +391,10 @@ def _plan(inputs, output, options, *, is_wanted: Callable[[Path], bool],
     else:
         if output.exists() and not output.is_dir():
             raise ParameterError(f"output {display(output)} exists and is not a folder")
+        if len(found) > 1 and names_a_file(output) and not output.is_dir():
+            # 0.8.0 made a folder of that name (-o mix.h5 for two files: mix.h5/a.wav.h5 ...)
+            raise ParameterError(f"output {display(output)} is named like a file, but the inputs "
+                                 f"hold {len(found)} files: name a folder for them (it is created)")
         jobs = [Job(source, output / relative.parent / name_of(source, relative.name),
                     display(relative), options, overwrite, debug) for source, relative in found]
     _check_outputs(jobs, _resolved(present))

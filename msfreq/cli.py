@@ -278,7 +278,8 @@ def _finish(summary: Summary, verb: str, quiet: bool) -> None:
 _common_batch = [
     click.option("-o", "--output", "output", required=True, type=click.Path(),
                  help="Folder for the outputs (created if missing), or, for one input file, "
-                      "the output file itself."),
+                      "the output file itself (several files need a folder, not a name like "
+                      "out.h5)."),
     click.option("-j", "--jobs", type=click.IntRange(min=1), default=_cpu_count(), show_default=True,
                  help="Worker processes."),
     click.option("--overwrite", is_flag=True, help="Replace outputs that exist (default: skip them)."),

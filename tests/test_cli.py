@@ -490,3 +490,24 @@ def test_inputs_without_a_file_to_convert_exit_1(tmp_path, command, kind, conten
     other = " (1 other file ignored)" if contents else ""
     assert f"error: no {kind} found in the inputs{other}: nothing done" in result.output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("command", "output"), [("encode", "out.h5"), ("decode", "out.flac"),
+                                                  ("decode", "out.wav")])
+def test_several_files_to_an_output_named_like_a_file_is_a_usage_error(tmp_path, command, output):
+    """0.8.0 made a folder called out.h5 (or out.flac) for them."""
+    sources = [write_audio(tmp_path / f"{name}.wav", pcm16(music_like(4000, 8000, seed=i)), 8000)
+               for i, name in enumerate("ab")]
+    inputs = [str(path) for path in sources]
+    if command == "decode":
+        inputs = []
+        for path in sources:
+            msfreq.convert.encode_file(path, tmp_path / f"{path.name}.h5")
+            inputs.append(str(tmp_path / f"{path.name}.h5"))
+    result = CliRunner().invoke(cli, [command, *inputs, "-o", str(tmp_path / output), "-j", "1"])
+    assert result.exit_code == 2, result.output
+    assert "is named like a file, but the inputs hold 2 files" in result.output
+    assert not (tmp_path / output).exists()
+    (tmp_path / output).mkdir()  # a folder of that name that exists is a folder
+    result = CliRunner().invoke(cli, [command, *inputs, "-o", str(tmp_path / output), "-j", "1"])
+    assert result.exit_code == 0, result.output

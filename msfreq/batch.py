@@ -382,6 +382,13 @@ def _plan(inputs, output, options, *, is_wanted: Callable[[Path], bool],
     if os.fspath(output) == "":
         raise ParameterError('the output is an empty path ("", an unset shell variable?): nothing done')
     output = Path(output)
+    try:
+        output.stat()
+    except OSError as error:  # a name the file system refuses: said here, not a traceback
+        if error.errno not in (errno.ENOENT, errno.ENOTDIR):
+            code = errno.errorcode.get(error.errno, error.errno)
+            raise ParameterError(f"output {display(output)}: {error.strerror or error} [{code}]: "
+                                 "nothing done") from None
     present: list[Path] = []
     found, ignored, problems = find_inputs(inputs, is_wanted, skip=output, present=present)
     if _single_file(found, output, names_a_file):
@@ -568,10 +575,12 @@ def convert(job: Job, progress: Callable[[int, int], None]) -> Outcome:
     """
     if isinstance(job.options, VerifyOptions):
         return _verify(job, progress)
-    if job.destination.exists() and not job.overwrite:
-        return existing_output(job)
     detail = None
     try:
+        # inside: an output name the file system refuses (over 255 bytes: ENAMETOOLONG) is
+        # this file's failure (0.8.0's worker died on it: "worker exited with status 1")
+        if job.destination.exists() and not job.overwrite:
+            return existing_output(job)
         job.destination.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(job.options, EncodeOptions):
             report = encode_file(job.source, job.destination, job.options, progress=progress)
@@ -683,7 +692,7 @@ def run_batch(
 
     todo = []
     for job in plan.jobs:
-        if not isinstance(job.options, VerifyOptions) and job.destination.exists() \
+        if not isinstance(job.options, VerifyOptions) and _exists(job.destination) \
                 and not job.overwrite:
             record(existing_output(job))
         else:
@@ -702,6 +711,15 @@ def run_batch(
                              cancel=cancel, quiet=not debug)
         summary.interrupted = not completed
     return summary
+
+
+def _exists(path: Path) -> bool:
+    """Whether ``path`` exists; False where the file system cannot even look it up (a name
+    too long for it): the job then fails on its own line, saying why."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def _remote(task: Callable, job: Job) -> Outcome:

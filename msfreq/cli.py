@@ -484,7 +484,7 @@ def inspect(paths, as_json, plot_path, debug) -> None:
                               indent=2, default=str))
     elif single and described:
         click.echo(_table(described[0]))
-    else:
+    elif described:
         for line in _file_lines(described):
             click.echo(line)
     if plot_path is not None and described:

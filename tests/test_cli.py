@@ -511,3 +511,30 @@ def test_several_files_to_an_output_named_like_a_file_is_a_usage_error(tmp_path,
     (tmp_path / output).mkdir()  # a folder of that name that exists is a folder
     result = CliRunner().invoke(cli, [command, *inputs, "-o", str(tmp_path / output), "-j", "1"])
     assert result.exit_code == 0, result.output
+
+
+def test_an_output_name_too_long_for_the_file_system_fails_on_its_line(tmp_path):
+    """A 250-byte file name gets '.h5' and '.tmp' endings past the 255 bytes a name may have:
+    0.8.0's worker died on it ('worker exited with status 1'); now that file fails, naming
+    ENAMETOOLONG, and the batch goes on."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    long_name = "x" * 250 + ".wav"
+    write_audio(folder / long_name, pcm16(music_like(4000, 8000)), 8000)
+    write_audio(folder / "ok.wav", pcm16(music_like(4000, 8000, seed=1)), 8000)
+    (tmp_path / "out").mkdir()  # so that the long name itself is looked up there
+    result = CliRunner().invoke(cli, ["encode", f"{folder}/", "-o", str(tmp_path / "out"), "-j", "1"])
+    assert result.exit_code == 1, result.output
+    assert "File name too long [ENAMETOOLONG]" in result.output and "worker exited" not in result.output
+    assert "encoded 1, skipped 0, failed 1" in result.output and (tmp_path / "out" / "ok.wav.h5").exists()
+
+
+@pytest.mark.parametrize("command", ["encode", "decode"])
+def test_an_output_path_too_long_is_a_usage_error(tmp_path, command):
+    source = write_audio(tmp_path / "a.wav", pcm16(music_like(4000, 8000)), 8000)
+    if command == "decode":
+        msfreq.convert.encode_file(source, tmp_path / "a.h5")
+        source = tmp_path / "a.h5"
+    result = CliRunner().invoke(cli, [command, str(source), "-o", str(tmp_path / ("y" * 300 + ".h5")), "-j", "1"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "File name too long [ENAMETOOLONG]: nothing done" in result.output

@@ -501,6 +501,7 @@ def decoded_checksum(
             for first in range(0, samples.shape[0], READ_SAMPLES):
                 piece = samples[first : first + READ_SAMPLES]
                 sink(piece, checksum.update(piece, keep=True))
+                del piece  # a view: it would keep the block alive through the next one
         else:
             checksum.update(samples)
             if sink is not None:

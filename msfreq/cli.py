@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
-from tqdm import tqdm
 
 from msfreq.audio import output_format
 from msfreq.batch import (
@@ -50,10 +49,6 @@ from msfreq.params import (
 from msfreq.version import __version__
 
 __all__ = ["main", "cli"]
-
-# No monitor thread: the batch's workers are forked from this process when it has no other
-# thread (see msfreq.pool).
-tqdm.monitor_interval = 0
 
 _PRECISIONS = {"auto": "auto", "single": "complex64", "double": "complex128"}
 _DEFAULT_PRECISION = {value: key for key, value in _PRECISIONS.items()}[DEFAULT_FILE_DTYPE]
@@ -91,17 +86,29 @@ def _size(count: float) -> str:
     return f"{count:.1f} TB"
 
 
+def _tqdm():
+    """:class:`tqdm.tqdm`, imported where bars are shown (it takes 15 ms to import: a tenth of
+    a short file's encode, spent for nothing where stderr is no terminal or with --quiet)."""
+    from tqdm import tqdm
+
+    # No monitor thread: the batch's workers are forked from this process when it has no
+    # other thread (see msfreq.pool).
+    tqdm.monitor_interval = 0
+    return tqdm
+
+
 class _Progress:
-    """tqdm bars on stderr: one over files, and one per long file being converted."""
+    """tqdm bars on stderr, where it is a terminal: one over files, and one per long file
+    being converted."""
 
     def __init__(self, total: int, verb: str, quiet: bool) -> None:
-        self.quiet = quiet
+        self.quiet = quiet or not _is_terminal(sys.stderr)
         self.verb = verb
-        self.files = None if quiet else tqdm(
+        self.files = None if self.quiet else _tqdm()(
             total=total, desc=verb, unit="file", file=sys.stderr, dynamic_ncols=True, disable=None,
             leave=False,
         )
-        self.inner: dict[str, tqdm] = {}
+        self.inner: dict[str, object] = {}
 
     def outcome(self, outcome: Outcome) -> None:
         bar = self.inner.pop(outcome.job.label, None)
@@ -117,7 +124,7 @@ class _Progress:
             return
         bar = self.inner.get(label)
         if bar is None:
-            bar = tqdm(total=total, desc=label[-30:], file=sys.stderr, dynamic_ncols=True, disable=None,
+            bar = _tqdm()(total=total, desc=label[-30:], file=sys.stderr, dynamic_ncols=True, disable=None,
                        leave=False, position=1 + len(self.inner),
                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
             self.inner[label] = bar
@@ -132,9 +139,16 @@ class _Progress:
     def write(self, line: str, err: bool = False) -> None:
         stream = sys.stderr if err else sys.stdout
         if self.files is not None:
-            tqdm.write(line, file=stream)
+            _tqdm().write(line, file=stream)
         else:
             click.echo(line, file=stream)
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # replaced, or closed
+        return False
 
 
 def _usage(action):

@@ -14,25 +14,182 @@ DFT itself, with the rounding of the batched FFTs instead of scipy's.
 The twiddle factors ``exp(-2 pi i k1 n2 / L)`` are not tabulated in full (that would be half
 the signal's size): with ``n2 = q c + r`` they are the product of a factor in ``r`` and one in
 ``q``, two tables of about ``L1 * sqrt(L2)`` values each.
+
+Every FFT runs in scipy's pocketfft, called directly (:func:`pocketfft`): importing
+:mod:`scipy.fft` costs more than a short file's whole encode.
 """
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import math
+import os
+import sys
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FOUR_STEP_MIN", "rfft", "irfft", "split", "next_fast_len", "scipy_fft"]
+__all__ = ["FOUR_STEP_MIN", "rfft", "irfft", "split", "next_fast_len", "pocketfft"]
 
 
-def scipy_fft():
-    """:mod:`scipy.fft`, imported on first use.  Importing it takes 0.2 s here (its array-API
-    layer loads numpy.testing and numpy.f2py), twice numpy's own import: commands that
-    transform nothing (``inspect``, ``verify``, ``--help``) and file readers need not pay it."""
-    import scipy.fft
+def pocketfft():
+    """The FFTs msfreq runs (``fft``, ``ifft``, ``rfft``, ``irfft``, with :mod:`scipy.fft`'s
+    signatures and results), loaded on first use (see :func:`_load_pocketfft`)."""
+    global _BACKEND
+    if _BACKEND is None:
+        _BACKEND = _load_pocketfft()
+    return _BACKEND
 
-    return scipy.fft
+
+_BACKEND = None
+
+
+class _Pocketfft:
+    """scipy's pocketfft extension, called as :mod:`scipy.fft` calls it (the same arguments
+    after the same conversions: the same results, bit for bit).  Only what msfreq uses:
+    1-D transforms along one axis."""
+
+    def __init__(self, module) -> None:
+        self._module = module
+
+    def fft(self, x, n=None, axis=-1, norm=None, overwrite_x=False, workers=None):
+        return self._c2c(True, x, n, axis, norm, overwrite_x, workers)
+
+    def ifft(self, x, n=None, axis=-1, norm=None, overwrite_x=False, workers=None):
+        return self._c2c(False, x, n, axis, norm, overwrite_x, workers)
+
+    def rfft(self, x, n=None, axis=-1, norm=None, overwrite_x=False, workers=None):
+        values = _floating(x)
+        if values.dtype.kind != "f":
+            raise TypeError("x must be a real sequence")
+        if n is not None:
+            values, _ = _fit(values, n, axis)
+        return self._module.r2c(values, (axis,), True, _norm(norm, True), None, _workers(workers))
+
+    def irfft(self, x, n=None, axis=-1, norm=None, overwrite_x=False, workers=None):
+        values = _floating(x)
+        if values.dtype.kind == "f":
+            values = values + 0j
+        if n is None:
+            n = 2 * (values.shape[axis] - 1)
+        else:
+            values, _ = _fit(values, n // 2 + 1, axis)
+        if n < 1:
+            raise ValueError(f"invalid number of data points ({n})")
+        return self._module.c2r(values, (axis,), n, False, _norm(norm, False), None,
+                                _workers(workers))
+
+    def _c2c(self, forward, x, n, axis, norm, overwrite_x, workers):
+        values = _floating(x)
+        # a copy made here may be overwritten (scipy: ``_datacopied``)
+        overwrite_x = overwrite_x or (values is not x and values.base is None
+                                      and (isinstance(x, np.ndarray) or not hasattr(x, "__array__")))
+        if n is not None:
+            values, copied = _fit(values, n, axis)
+            overwrite_x = overwrite_x or copied
+        if values.shape[axis] < 1:
+            raise ValueError(f"invalid number of data points ({values.shape[axis]})")
+        out = values if overwrite_x and values.dtype.kind == "c" else None
+        return self._module.c2c(values, (axis,), forward, _norm(norm, forward), out,
+                                _workers(workers))
+
+
+def _floating(x) -> np.ndarray:
+    """``x`` as an aligned, native-order float or complex array (float16 as float32, other
+    kinds as float64), as scipy.fft converts its input."""
+    x = np.asarray(x)
+    if x.dtype == np.float16:
+        return x.astype(np.float32)
+    if x.dtype.kind not in "fc":
+        return x.astype(np.float64)
+    dtype = x.dtype.newbyteorder("=")
+    if x.dtype != dtype or not x.flags.aligned:
+        return np.array(x, dtype=dtype)
+    return x
+
+
+def _fit(values: np.ndarray, n: int, axis: int) -> tuple[np.ndarray, bool]:
+    """``values`` cut or zero-padded to ``n`` along ``axis``; whether that copied them."""
+    if n < 1:
+        raise ValueError(f"invalid number of data points ({n})")
+    have = values.shape[axis]
+    index = [slice(None)] * values.ndim
+    index[axis] = slice(0, min(n, have))
+    if have >= n:
+        return values[tuple(index)], False
+    shape = list(values.shape)
+    shape[axis] = n
+    padded = np.zeros(shape, dtype=values.dtype)
+    padded[tuple(index)] = values
+    return padded, True
+
+
+_NORMS = {None: 0, "backward": 0, "ortho": 1, "forward": 2}
+
+
+def _norm(norm, forward: bool) -> int:
+    """pocketfft's normalization code (0: none, 1: 1/sqrt(n), 2: 1/n) for ``norm``."""
+    try:
+        code = _NORMS[norm]
+    except KeyError:
+        raise ValueError(f"norm must be 'backward', 'ortho' or 'forward', got {norm!r}") from None
+    return code if forward else 2 - code
+
+
+def _workers(workers) -> int:
+    if workers is None:
+        return 1
+    workers = int(workers)
+    if workers < 0:
+        count = os.cpu_count() or 1
+        if workers < -count:
+            raise ValueError(f"workers must be at least {-count}, got {workers}")
+        workers += 1 + count
+    elif workers == 0:
+        raise ValueError("workers must not be zero")
+    return workers
+
+
+def _load_pocketfft():
+    """scipy's pocketfft extension module, loaded by itself: importing :mod:`scipy.fft` takes
+    0.15-0.2 s here (its array-API layer loads numpy.testing, numpy.f2py and scipy.special),
+    more than a 3-minute track's whole synthesis; the extension alone takes 1 ms.  It is the
+    code scipy.fft runs, with the same arguments (:class:`_Pocketfft`), so results are the
+    same bits (tested).  Where it cannot be found or does not answer as expected (another
+    scipy layout), :mod:`scipy.fft` itself is used."""
+    name = "scipy.fft._pocketfft.pypocketfft"
+    try:
+        module = sys.modules.get(name)  # scipy.fft imported already: its own module
+        if module is None:
+            module = _extension(name)
+        backend = _Pocketfft(module)
+        impulse = np.zeros(8, dtype=np.complex128)
+        impulse[1] = 1
+        expected = np.exp(-2j * np.pi * np.arange(8) / 8)
+        if not (np.allclose(backend.fft(impulse), expected)
+                and np.allclose(backend.irfft(backend.rfft(impulse.real), 8), impulse.real)):
+            raise ValueError("unexpected results")
+        return backend
+    except Exception:  # noqa: BLE001 - any surprise: the public module
+        import scipy.fft
+
+        return scipy.fft
+
+
+def _extension(name: str):
+    """The extension module ``name`` of the scipy installed, loaded from its file without
+    importing the packages above it."""
+    spec = importlib.util.find_spec("scipy")  # finds the package, runs none of it
+    folder = Path(spec.submodule_search_locations[0], *name.split(".")[1:-1])
+    stem = name.rsplit(".", 1)[1]
+    path = next(folder / f"{stem}{suffix}" for suffix in importlib.machinery.EXTENSION_SUFFIXES
+                if (folder / f"{stem}{suffix}").is_file())
+    loader = importlib.machinery.ExtensionFileLoader(name, str(path))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_file_location(name, path, loader=loader))
+    loader.exec_module(module)
+    return module
 
 
 #: The primes a fast length may have (pocketfft's complex transforms, what
@@ -201,7 +358,7 @@ def rfft(signal: np.ndarray, *, norm: str = "backward", scale: float = 1.0,
     >>> bool(np.allclose(rfft(x), scipy.fft.rfft(x)))
     True
     """
-    sp_fft = scipy_fft()
+    sp_fft = pocketfft()
     length = signal.shape[0]
     parts = split(length)
     if parts is None:
@@ -253,7 +410,7 @@ def irfft(spectrum: np.ndarray, length: int, *, norm: str = "backward", scale: f
     >>> bool(np.allclose(irfft(rfft(x), x.size), x))
     True
     """
-    sp_fft = scipy_fft()
+    sp_fft = pocketfft()
     parts = split(length)
     if parts is None or spectrum.shape[0] != length // 2 + 1:
         return _scaled(sp_fft.irfft(spectrum, n=length, norm=norm, workers=workers), scale)

@@ -227,7 +227,7 @@ def _analyze_spectrum(spectrum: np.ndarray, plan: Plan, outputs: list[np.ndarray
             for row, target in zip(range(rows.start, rows.stop), folded, strict=True):
                 _weigh_into(target, spectrum, int(layout.starts[row]),
                             layout.weights[row, : int(layout.widths[row])])
-            result = fft.scipy_fft().ifft(folded, axis=1, norm="forward", overwrite_x=True, workers=workers)
+            result = fft.pocketfft().ifft(folded, axis=1, norm="forward", overwrite_x=True, workers=workers)
             if whole:
                 if not np.shares_memory(result, folded):  # pocketfft works in place
                     folded[...] = result
@@ -326,7 +326,7 @@ def synthesize(
                     # half, the real FFT (half the work) holds what is needed
                     periodic = [_real_row_spectrum(row, layout, workers) for row in values_of]
                 else:
-                    periodic = fft.scipy_fft().fft(values_of.astype(plan.dtype, copy=False), axis=1,
+                    periodic = fft.pocketfft().fft(values_of.astype(plan.dtype, copy=False), axis=1,
                                           norm="forward", workers=workers)
                 for row, source in zip(range(rows.start, rows.stop), periodic, strict=True):
                     first, width = int(layout.starts[row]), int(layout.widths[row])
@@ -376,7 +376,7 @@ def _real_row_spectrum(values: np.ndarray, layout, workers: int | None) -> np.nd
     positions = layout.starts % frames
     if np.all(positions + layout.widths - 1 <= frames // 2):
         return fft.rfft(values, norm="forward", scale=2.0, workers=workers)
-    spectrum = fft.scipy_fft().fft(values, norm="forward", workers=workers)
+    spectrum = fft.pocketfft().fft(values, norm="forward", workers=workers)
     spectrum *= 2
     return spectrum
 

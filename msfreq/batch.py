@@ -369,16 +369,24 @@ def _resolved(files: Iterable[Path]) -> set[Path]:
     return out
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
+
+
 def _single_file(found, output: Path, wants: Callable[[Path], bool]) -> bool:
     return len(found) == 1 and wants(output) and not output.is_dir()
 
 
 def _plan(inputs, output, options, *, is_wanted: Callable[[Path], bool],
           names_a_file: Callable[[Path], bool], name_of: Callable[[Path, str], str],
-          overwrite: bool, debug: bool, named: Callable[[Path], object] | None = None) -> Plan:
+          overwrite: bool, debug: bool, file_kind: str,
+          named: Callable[[Path], object] | None = None) -> Plan:
     """The shared planning of encode and decode: find, name, check, and make the jobs.
     ``named(output)``: the options for one input written to the file ``output`` the user
-    named (default ``options``)."""
+    named (default ``options``); ``file_kind``: what such a file is called, for messages."""
     if os.fspath(output) == "":
         raise ParameterError('the output is an empty path ("", an unset shell variable?): nothing done')
     output = Path(output)
@@ -397,7 +405,10 @@ def _plan(inputs, output, options, *, is_wanted: Callable[[Path], bool],
         jobs = [Job(source, output, display(relative), chosen, overwrite, debug)]
     else:
         if output.exists() and not output.is_dir():
-            raise ParameterError(f"output {display(output)} exists and is not a folder")
+            what = "is an input" if any(_same_file(source, output) for source, _ in found) \
+                else "exists and is not a folder"
+            raise ParameterError(f"output {display(output)} {what}: name a folder, or {file_kind} "
+                                 "for a single input")
         if len(found) > 1 and names_a_file(output) and not output.is_dir():
             # 0.8.0 made a folder of that name (-o mix.h5 for two files: mix.h5/a.wav.h5 ...)
             raise ParameterError(f"output {display(output)} is named like a file, but the inputs "
@@ -426,7 +437,7 @@ def plan_encode(
     return _plan(inputs, output, EncodeOptions() if options is None else options,
                  is_wanted=is_audio_file, names_a_file=has_msfreq_suffix,
                  name_of=lambda source, name: name + MSFREQ_SUFFIX,
-                 overwrite=overwrite, debug=debug)
+                 overwrite=overwrite, debug=debug, file_kind=f"an {MSFREQ_SUFFIX} file")
 
 
 def decoded_name(name: str, suffix: str) -> str:
@@ -491,7 +502,8 @@ def plan_decode(
 
     return _plan(inputs, output, options, is_wanted=is_msfreq_file,
                  names_a_file=lambda path: path.suffix.lower() in AUDIO_SUFFIXES,
-                 name_of=name_of, overwrite=overwrite, debug=debug, named=named)
+                 name_of=name_of, overwrite=overwrite, debug=debug, named=named,
+                 file_kind="an audio file (.wav, .flac ...)")
 
 
 # --- running ---------------------------------------------------------------------------

@@ -359,3 +359,19 @@ print(msfreq.fft._BACKEND is not None)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(imported)
+
+
+@pytest.mark.parametrize(("command", "target", "message"), [
+    ("encode", "a.wav", "output {} is an input: name a folder, or an .h5 file for a single input"),
+    ("encode", "b.wav", "output {} exists and is not a folder: name a folder, or an .h5 file"),
+    ("decode", "a.h5", "output {} is an input: name a folder, or an audio file (.wav, .flac ...)"),
+])
+def test_an_output_that_is_an_input_or_another_kind_of_file_says_so(tmp_path, command, target, message):
+    source = write_audio(tmp_path / "a.wav", pcm16(music_like(4000, 8000)), 8000)
+    write_audio(tmp_path / "b.wav", pcm16(music_like(4000, 8000)), 8000)
+    msfreq.convert.encode_file(source, tmp_path / "a.h5")
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    result = run(command, tmp_path / ("a.h5" if command == "decode" else "a.wav"),
+                 "-o", tmp_path / target, "--overwrite")
+    assert result.exit_code == 2 and message.format(tmp_path / target) in result.output
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before

@@ -355,6 +355,33 @@ def test_correction_codes_survive_any_decode_within_the_guard(seed, bits, spread
     assert np.array_equal(apply_corrections(elsewhere, codes, unit), source * unit)
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    exponent=st.integers(-60, 4),
+    largest=st.sampled_from([2**7, 2**24, 2**31 - 1]),
+    dtype=st.sampled_from([np.complex64, np.complex128, np.float32, np.float64]),
+)
+def test_levels_become_the_exact_products_rounded_once(seed, exponent, largest, dtype):
+    """from_levels computes in the result's precision (faster than numpy's float64 loop):
+    the same numbers as the exact product ``level * step`` rounded once to the result, for
+    levels beyond float32's 24 bits too (steps are powers of two)."""
+    from msfreq.quantize import from_levels, to_levels
+
+    rng = np.random.default_rng(seed)
+    dtype = np.dtype(dtype)
+    shape = (2, 3, 500) + ((2,) if dtype.kind == "c" else ())
+    levels = rng.integers(-largest, largest, shape, endpoint=True).astype(np.int32)
+    step = 2.0 ** exponent
+    expected = (levels.astype(np.float64) * step).astype(np.finfo(dtype).dtype)  # exact, rounded once
+    got = from_levels(levels, step, dtype)
+    assert got.dtype == dtype
+    flat = got.view(np.finfo(dtype).dtype).reshape(expected.shape)
+    assert np.array_equal(flat, expected)
+    if largest < 2**24:  # every level is exact in the result: the round trip gives them back
+        assert np.array_equal(to_levels(got, step), levels)
+
+
 def test_correction_codes_refuse_what_int8_cannot_hold():
     from msfreq.quantize import correction_codes, lsb
 

@@ -157,6 +157,34 @@ def test_the_backend_falls_back_to_scipy_fft(monkeypatch, failure):
     assert fft._load_pocketfft() is sp_fft
 
 
+class _Misread:
+    """scipy.fft with one argument taken otherwise, as a changed extension might."""
+
+    def __init__(self, change):
+        self.change = change
+
+    def __getattr__(self, name):
+        def transform(x, *args, **options):
+            if self.change == "norm":
+                options["norm"] = "ortho"
+            elif self.change == "axis":
+                options["axis"] = -1
+            elif self.change == "direction":
+                name_ = {"fft": "ifft", "ifft": "fft"}.get(name, name)
+                return getattr(sp_fft, name_)(x, *args, **options)
+            elif self.change == "precision":
+                return getattr(sp_fft, name)(np.asarray(x).astype(np.complex64 if np.iscomplexobj(x)
+                                                                  else np.float16), *args, **options)
+            return getattr(sp_fft, name)(x, *args, **options)
+        return transform
+
+
+@pytest.mark.parametrize("change", ["norm", "axis", "direction", "precision"])
+def test_a_backend_that_answers_otherwise_is_refused(change):
+    assert fft._answers_as_a_dft(sp_fft)
+    assert not fft._answers_as_a_dft(_Misread(change))
+
+
 def test_the_transform_gives_the_same_bits_through_either_backend(monkeypatch):
     import msfreq
 

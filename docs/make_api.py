@@ -16,7 +16,7 @@ from pathlib import Path
 
 MODULES = [
     "msfreq", "msfreq.params", "msfreq.scales", "msfreq.frames", "msfreq.fft", "msfreq.transform",
-    "msfreq.representation", "msfreq.quantize", "msfreq.store", "msfreq.containers", "msfreq.audio",
+    "msfreq.representation", "msfreq.quantize", "msfreq.resample", "msfreq.store", "msfreq.containers", "msfreq.audio",
     "msfreq.convert", "msfreq.pool", "msfreq.batch", "msfreq.report", "msfreq.dataset",
     "msfreq.errors", "msfreq.torch",
 ]
@@ -28,7 +28,8 @@ TARGET = Path(__file__).resolve().parent / "API.md"
 
 def summary(module, name: str) -> str:
     value = getattr(module, name)
-    if inspect.isclass(value) or inspect.isfunction(value) or inspect.ismodule(value):
+    if inspect.isclass(value) or inspect.isfunction(value) or inspect.ismodule(value) \
+            or hasattr(value, "__wrapped__"):  # functools.lru_cache and the like
         doc = inspect.getdoc(value) or ""
     else:
         doc = ""

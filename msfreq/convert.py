@@ -49,6 +49,7 @@ from msfreq.quantize import (
     lsb,
 )
 from msfreq.representation import Progress
+from msfreq.resample import HALF_WIDTH, resample, resampled_length
 from msfreq.scales import Grid, make_grid
 from msfreq.store import Header, Storage, Writer, open_reader, read_header, select_channels
 from msfreq.transform import (
@@ -262,7 +263,8 @@ class DecodeReport:
 
 
 class Resampler:
-    """Read an :class:`AudioReader` at another sample rate, by polyphase filtering in blocks.
+    """Read an :class:`AudioReader` at another sample rate, by polyphase filtering in blocks
+    (:func:`msfreq.resample.resample`).
 
     ``read(a, b)`` returns output samples ``a:b``; each call filters the input range it needs
     plus a margin longer than the filter, and starts on a whole period of the rate ratio, so
@@ -276,14 +278,13 @@ class Resampler:
         self.down = source_rate // common
         self.available = reader.info.frames
         self.n_samples = self.length(self.available, source_rate, target_rate)
-        # scipy's default filter has 10 * max(up, down) taps on each side at the up rate.
-        self.margin = 10 * max(self.up, self.down) // self.up + 2
+        # the filter has HALF_WIDTH * max(up, down) taps on each side at the up rate
+        self.margin = HALF_WIDTH * max(self.up, self.down) // self.up + 2
 
     @staticmethod
     def length(frames: int, source_rate: int, target_rate: int) -> int:
         """Samples that ``frames`` at ``source_rate`` become at ``target_rate``."""
-        common = gcd(source_rate, target_rate)
-        return -(-frames * (target_rate // common) // (source_rate // common))
+        return resampled_length(frames, target_rate, source_rate)
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Return resampled samples ``start:stop``, shape (stop - start, channels)."""
@@ -293,9 +294,7 @@ class Resampler:
         block = np.zeros((last - first, self.reader.info.channels))
         if high > low:
             block[low - first : high - first] = self.reader.read(low, high)
-        from scipy.signal import resample_poly  # imported here: scipy.signal takes 0.8 s to load
-
-        filtered = resample_poly(block, self.up, self.down, axis=0)
+        filtered = resample(block, self.up, self.down)
         offset = start - first * self.up // self.down
         return filtered[offset : offset + stop - start]
 

@@ -202,10 +202,15 @@ def test_the_transform_gives_the_same_bits_through_either_backend(monkeypatch):
     "import msfreq; msfreq.read_header(sys.argv[1]); msfreq.verify(sys.argv[1])",
     "import msfreq; msfreq.decode(msfreq.load(sys.argv[1]))",
     "import msfreq, numpy; msfreq.decode(msfreq.encode(numpy.ones((9000, 2)), 8000))",
+    "import msfreq, numpy, soundfile; from msfreq.convert import encode_file, EncodeOptions; "
+    "soundfile.write(sys.argv[1] + '.wav', numpy.ones((9000, 2)) / 4, 8000); "
+    "encode_file(sys.argv[1] + '.wav', sys.argv[1] + '.r.h5', EncodeOptions(sample_rate=11025)); "
+    "assert 'scipy.signal' not in sys.modules, 'scipy.signal imported'",
 ])
 def test_nothing_imports_scipy_fft(tmp_path, statement):
-    """scipy.fft takes 0.2 s to import: commands and readers need not pay it (0.8.0 did on
-    every start; 0.9.0 on every transform)."""
+    """scipy.fft takes 0.2 s to import, scipy.signal 0.75 s: commands and readers need not pay
+    them (0.8.0 paid scipy.fft on every start; 0.9.0 on every transform, and scipy.signal on
+    every resampled encode)."""
     import subprocess
     import sys
 

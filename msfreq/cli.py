@@ -102,9 +102,9 @@ class _Progress:
     being converted."""
 
     def __init__(self, total: int, verb: str, quiet: bool) -> None:
-        self.quiet = quiet or not _is_terminal(sys.stderr)
+        self.no_bars = quiet or not _is_terminal(sys.stderr)
         self.verb = verb
-        self.files = None if self.quiet else _tqdm()(
+        self.files = None if self.no_bars else _tqdm()(
             total=total, desc=verb, unit="file", file=sys.stderr, dynamic_ncols=True, disable=None,
             leave=False,
         )
@@ -120,7 +120,7 @@ class _Progress:
 
     def within(self, label: str, done: int, total: int) -> None:
         # A file done in one piece reports once, at the end: no bar for it.
-        if self.quiet or (label not in self.inner and done >= total):
+        if self.no_bars or (label not in self.inner and done >= total):
             return
         bar = self.inner.get(label)
         if bar is None:

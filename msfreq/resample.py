@@ -62,8 +62,8 @@ def resampling_filter(up: int, down: int) -> np.ndarray:
     Examples
     --------
     >>> taps = resampling_filter(1, 2)
-    >>> taps.shape, round(float(taps.sum()), 12), round(float(taps[20]), 12)
-    ((41,), 1.0, 0.5)
+    >>> taps.shape, round(float(taps.sum()), 12), int(np.argmax(taps))
+    ((41,), 1.0, 20)
     """
     up, down = _ratio(up, down)
     half = HALF_WIDTH * max(up, down)

@@ -216,16 +216,19 @@ def test_resampler_blocks_match_whole(tmp_path, source_rate, target_rate):
 
 @pytest.mark.parametrize(("up", "down"), [
     (160, 147), (147, 160), (1, 2), (2, 1), (1, 3), (441, 160), (160, 441), (320, 147), (1, 1),
-    (7, 5), (480, 441), (4, 6),
+    (7, 5), (480, 441), (4, 6), (44101, 44100), (999, 1000),
 ])
 @pytest.mark.parametrize("n", [0, 1, 3, 50, 4567])
 @pytest.mark.parametrize("channels", [None, 1, 3])
-def test_resample_is_scipys_resample_poly(up, down, n, channels):
+@pytest.mark.parametrize("path", ["by branch", "by output"])
+def test_resample_is_scipys_resample_poly(monkeypatch, up, down, n, channels, path):
     """msfreq's polyphase resampler (scipy.signal takes 0.75 s to import) resamples as
     resample_poly's default did for 0.9.0: same length, same alignment, same filter, to float
-    rounding; and leaves its input alone."""
+    rounding, by either of its two ways of summing; and leaves its input alone."""
+    from msfreq import resample as module
     from msfreq.resample import resample, resampled_length
 
+    monkeypatch.setattr(module, "_BRANCH_COST", 0 if path == "by branch" else 10**12)
     rng = np.random.default_rng(n + up)
     x = rng.standard_normal((n,) if channels is None else (n, channels))
     before = x.copy()

@@ -25,6 +25,9 @@ from math import gcd
 
 import numpy as np
 
+from msfreq.errors import ParameterError
+from msfreq.params import is_integer
+
 __all__ = ["KAISER_BETA", "HALF_WIDTH", "resampling_filter", "resample", "resampled_length"]
 
 #: Kaiser window parameter of the resampling filter.
@@ -35,9 +38,9 @@ HALF_WIDTH = 10
 
 
 def _ratio(up: int, down: int) -> tuple[int, int]:
+    if not (is_integer(up) and is_integer(down) and up >= 1 and down >= 1):
+        raise ParameterError(f"up and down must be integers >= 1, got {up!r}, {down!r}")
     up, down = int(up), int(down)
-    if up < 1 or down < 1:
-        raise ValueError(f"up and down must be >= 1, got {up}, {down}")
     common = gcd(up, down)
     return up // common, down // common
 
@@ -107,7 +110,7 @@ def resample(samples: np.ndarray, up: int, down: int) -> np.ndarray:
     if single:
         x = x[:, None]
     if x.ndim != 2:
-        raise ValueError(f"samples must have 1 or 2 dimensions, got shape {np.shape(samples)}")
+        raise ParameterError(f"samples must have 1 or 2 dimensions, got shape {np.shape(samples)}")
     n, channels = x.shape
     n_out = resampled_length(n, up, down)
     out = np.zeros((n_out, channels))

@@ -1103,3 +1103,15 @@ def test_a_decode_holds_one_decoded_block_at_a_time(tmp_path, monkeypatch, share
     report = decode_file(tmp_path / "a.h5", tmp_path / ("b.wav" if shared else "b.flac"),
                          DecodeOptions(block_seconds=8.0, **({} if shared else {"subtype": "PCM_24"})))
     assert report.identical is True
+
+
+@pytest.mark.parametrize(("up", "down", "samples"), [
+    (0, 1, np.zeros(4)), (1, -2, np.zeros(4)), (1.5, 2, np.zeros(4)), (True, 2, np.zeros(4)),
+    (2, 1, np.zeros((2, 2, 2))),
+])
+def test_resample_refuses_what_is_not_a_ratio_or_a_signal(up, down, samples):
+    from msfreq.errors import ParameterError
+    from msfreq.resample import resample
+
+    with pytest.raises(ParameterError):
+        resample(samples, up, down)

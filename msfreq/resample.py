@@ -57,7 +57,7 @@ def resampled_length(n: int, up: int, down: int) -> int:
     return -(-int(n) * up // down)
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=4)  # a batch meets a few ratios; an odd one's filter can take megabytes
 def resampling_filter(up: int, down: int) -> np.ndarray:
     """The filter's taps at the upsampled rate, gain ``up`` (a unit DC gain after the zeros
     that upsampling puts between samples), ``2 * HALF_WIDTH * max(up, down) + 1`` of them,

@@ -285,11 +285,16 @@ def apply_corrections(decoded: np.ndarray, codes: np.ndarray, unit: float, *,
     decoded, codes = np.asarray(decoded), np.asarray(codes)
     if out is None:
         out = np.empty(decoded.shape, dtype=np.float64)
+    # In single precision where both are (a complex64 file's decode): the same numbers, as
+    # scaling by a power of two is exact and commutes with the one rounding, to the result,
+    # of ``level + code``; measured 0.05 against 0.07-0.17 s for 16 million samples.
+    work = np.result_type(decoded.dtype, out.dtype, np.float32)
+    scale = work.type(1.0 / unit)
     for part in _slabs(decoded.shape[-1]):
-        levels = np.multiply(decoded[..., part], 1.0 / unit, dtype=np.float64)
+        levels = np.multiply(decoded[..., part], scale, dtype=work)
         odd = (codes[..., part] & 1).astype(bool)
         base = np.rint(levels)
         np.floor(levels, out=base, where=odd)
         base += codes[..., part] >> 1  # arithmetic shift: (code - odd) / 2, also when negative
-        np.multiply(base, unit, out=out[..., part])
+        np.multiply(base, work.type(unit), out=out[..., part])
     return out

@@ -382,6 +382,25 @@ def test_levels_become_the_exact_products_rounded_once(seed, exponent, largest, 
         assert np.array_equal(to_levels(got, step), levels)
 
 
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), bits=st.sampled_from([8, 16, 20, 24]),
+       spread=st.sampled_from([0.3, 3.0, 1e3, 1e7]))
+def test_corrections_in_single_precision_are_the_double_precision_ones(seed, bits, spread):
+    """A complex64 file's decode is corrected in float32 (faster): the same float32 samples
+    as correcting in float64 and rounding once, for any decode, near half levels and far
+    outside full scale too (where float32 cannot hold every level)."""
+    from msfreq.quantize import apply_corrections, lsb
+
+    rng = np.random.default_rng(seed)
+    unit = lsb(bits)
+    decoded = (rng.normal(0.0, spread, (2, 2000)) * unit).astype(np.float32)
+    decoded[:, ::5] = ((np.rint(decoded[:, ::5] / unit) + 0.5) * unit).astype(np.float32)
+    codes = rng.integers(-127, 128, decoded.shape).astype(np.int8)
+    single = apply_corrections(decoded, codes, unit, out=np.empty(decoded.shape, np.float32))
+    double = apply_corrections(decoded.astype(np.float64), codes, unit).astype(np.float32)
+    assert np.array_equal(single, double)
+
+
 def test_correction_codes_refuse_what_int8_cannot_hold():
     from msfreq.quantize import correction_codes, lsb
 

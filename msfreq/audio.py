@@ -57,10 +57,15 @@ _INTEGER_BITS = {
     "ALAW": 16, "DWVW_12": 12, "DWVW_16": 16, "DWVW_24": 24, "DPCM_8": 8, "DPCM_16": 16,
     "ALAC_16": 16, "ALAC_20": 20, "ALAC_24": 24, "ALAC_32": 32,
 }
+#: The file name ending of each format libsndfile writes (a decode keeps its source's format:
+#: 0.9.0 named the formats missing here ``.wav``, so a MAT5 source's decode was a MAT5 file
+#: called ``.wav``).
 _SUFFIX_OF_FORMAT = {
     "WAV": ".wav", "WAVEX": ".wav", "RF64": ".wav", "W64": ".w64", "FLAC": ".flac",
     "AIFF": ".aiff", "AU": ".au", "CAF": ".caf", "OGG": ".ogg", "MP3": ".mp3", "IRCAM": ".sf",
-    "NIST": ".nist", "VOC": ".voc", "PAF": ".paf", "SVX": ".8svx", "W64X": ".w64",
+    "NIST": ".nist", "VOC": ".voc", "PAF": ".paf", "SVX": ".8svx", "MAT4": ".mat",
+    "MAT5": ".mat", "HTK": ".htk", "SD2": ".sd2", "XI": ".xi", "AVR": ".avr", "WVE": ".wve",
+    "MPC2K": ".mpc", "PVF": ".pvf", "SDS": ".sds",
 }
 #: The format a file name's ending announces, and the subtype where it announces one too (the
 #: endings of the formats libsndfile reads and writes).
@@ -689,7 +694,7 @@ def output_format(
         and sf.check_format(source_format, source_subtype)
     ):
         chosen, chosen_subtype = source_format, source_subtype
-        suffix = _SUFFIX_OF_FORMAT.get(source_format, ".wav")
+        suffix = _SUFFIX_OF_FORMAT.get(source_format, "." + source_format.lower())
     elif sample_rate <= 655350 and channels <= 8:
         deep = grid is None or grid > 16
         chosen, chosen_subtype, suffix = "FLAC", "PCM_24" if deep else "PCM_16", ".flac"

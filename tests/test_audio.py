@@ -1115,3 +1115,34 @@ def test_resample_refuses_what_is_not_a_ratio_or_a_signal(up, down, samples):
 
     with pytest.raises(ParameterError):
         resample(samples, up, down)
+
+
+#: Formats whose files carry another format's usual ending (RF64 and WAVEX files are .wav).
+_ENDING_OF = {"RF64": "WAV", "WAVEX": "WAV", "MAT4": "MAT5"}
+
+
+@pytest.mark.parametrize("format", sorted(set(sf.available_formats()) - {"RAW", "MP3", "OGG"}))
+def test_a_decode_is_named_as_the_format_it_is_written_in(format):
+    """A decode keeps its source's format; its name must announce that format (0.9.0 named a
+    MAT5 source's decode .wav, and every format without an entry likewise)."""
+    from msfreq.audio import _FORMAT_OF_SUFFIX, output_format
+
+    subtypes = sf.available_subtypes(format)
+    subtype = "PCM_16" if "PCM_16" in subtypes else sorted(subtypes)[0]
+    chosen, chosen_subtype, suffix, _ = output_format(format, subtype, sample_rate=8000, channels=1)
+    assert (chosen, chosen_subtype) == (format, subtype)
+    assert _FORMAT_OF_SUFFIX[suffix][0] == _ENDING_OF.get(format, format)
+
+
+def test_a_mat5_source_decodes_to_a_mat_file(tmp_path):
+    from click.testing import CliRunner
+
+    from msfreq.cli import cli
+
+    source = tmp_path / "take.mat"
+    sf.write(str(source), pcm16(music_like(8000, 8000)), 8000, format="MAT5", subtype="PCM_16")
+    encode_file(source, tmp_path / "take.mat.h5")
+    result = CliRunner().invoke(cli, ["decode", str(tmp_path / "take.mat.h5"), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert [path.name for path in (tmp_path / "out").iterdir()] == ["take.mat"]
+    assert sf.info(str(tmp_path / "out" / "take.mat")).format == "MAT5"

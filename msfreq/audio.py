@@ -39,6 +39,7 @@ __all__ = [
     "Checksum",
     "LOSSY_SUBTYPES",
     "AUDIO_SUFFIXES",
+    "announced_format",
     "UNREADABLE_SUFFIXES",
 ]
 
@@ -93,6 +94,18 @@ UNREADABLE_SUFFIXES = {
 }
 #: File name endings taken as audio when a folder is searched.
 AUDIO_SUFFIXES = frozenset(_FORMAT_OF_SUFFIX)
+
+
+def announced_format(suffix: str) -> tuple[str, str | None] | None:
+    """The ``(format, subtype)`` a file name ending announces (subtype None where it
+    announces none), or None for an ending that is not audio.
+
+    Examples
+    --------
+    >>> announced_format(".AIF"), announced_format(".opus"), announced_format(".txt")
+    (('AIFF', None), ('OGG', 'OPUS'), None)
+    """
+    return _FORMAT_OF_SUFFIX.get(suffix.lower())
 
 
 #: Frames a lossy stream is decoded from before a read that does not follow the last one.

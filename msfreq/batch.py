@@ -27,7 +27,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from msfreq.audio import AUDIO_SUFFIXES, UNREADABLE_SUFFIXES, named_format, output_format, probe
+from msfreq.audio import (
+    AUDIO_SUFFIXES,
+    UNREADABLE_SUFFIXES,
+    announced_format,
+    named_format,
+    output_format,
+    probe,
+)
 from msfreq.convert import (
     DecodeOptions,
     EncodeOptions,
@@ -449,11 +456,16 @@ def decoded_name(name: str, suffix: str) -> str:
     ('kick.wav', 'song.flac')
     >>> decoded_name("take.h5", ".wav")
     'take.wav'
+
+    The source's own ending stays where it announces what ``suffix`` does (.aif, .sph, .bwf):
+
+    >>> decoded_name("loop.aif.h5", ".aiff"), decoded_name("voice.opus.h5", ".flac")
+    ('loop.aif', 'voice.flac')
     """
     base = name[: -len(Path(name).suffix)] if has_msfreq_suffix(name) else name
     inner = Path(base).suffix
     if inner.lower() in AUDIO_SUFFIXES:
-        if inner.lower() == suffix.lower():
+        if announced_format(inner) == announced_format(suffix):
             return base
         return base[: -len(inner)] + suffix
     return base + suffix

@@ -61,7 +61,12 @@ def test_names_do_not_depend_on_the_batch(tmp_path):
 @pytest.mark.parametrize(
     ("name", "suffix", "expected"),
     [("kick.wav.h5", ".wav", "kick.wav"), ("song.mp3.h5", ".flac", "song.flac"),
-     ("take.h5", ".wav", "take.wav"), ("x.HDF5", ".aiff", "x.aiff"), ("self.wav", ".wav", "self.wav")],
+     ("take.h5", ".wav", "take.wav"), ("x.HDF5", ".aiff", "x.aiff"), ("self.wav", ".wav", "self.wav"),
+     # the source's own ending where it announces the same format; replaced where it does not
+     ("loop.aif.h5", ".aiff", "loop.aif"), ("talk.sph.h5", ".nist", "talk.sph"),
+     ("take.BWF.h5", ".wav", "take.BWF"), ("voice.opus.h5", ".flac", "voice.flac"),
+     ("song.oga.h5", ".flac", "song.flac"), ("big.rf64.h5", ".wav", "big.wav"),
+     ("m.mat.h5", ".mat", "m.mat"), ("odd.wav.h5", ".xyz", "odd.xyz")],
 )
 def test_decoded_names(name, suffix, expected):
     assert decoded_name(name, suffix) == expected

@@ -10,7 +10,6 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from math import gcd
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +48,7 @@ from msfreq.quantize import (
     lsb,
 )
 from msfreq.representation import Progress
-from msfreq.resample import HALF_WIDTH, resample, resampled_length
+from msfreq.resample import input_reach, reduced_ratio, resample, resampled_length
 from msfreq.scales import Grid, make_grid
 from msfreq.store import Header, Storage, Writer, open_reader, read_header, select_channels
 from msfreq.transform import (
@@ -272,14 +271,11 @@ class Resampler:
     """
 
     def __init__(self, reader: AudioReader, source_rate: int, target_rate: int) -> None:
-        common = gcd(source_rate, target_rate)
         self.reader = reader
-        self.up = target_rate // common
-        self.down = source_rate // common
+        self.up, self.down = reduced_ratio(target_rate, source_rate)
         self.available = reader.info.frames
         self.n_samples = self.length(self.available, source_rate, target_rate)
-        # the filter has HALF_WIDTH * max(up, down) taps on each side at the up rate
-        self.margin = HALF_WIDTH * max(self.up, self.down) // self.up + 2
+        self.margin = input_reach(self.up, self.down)
 
     @staticmethod
     def length(frames: int, source_rate: int, target_rate: int) -> int:

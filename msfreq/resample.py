@@ -28,7 +28,8 @@ import numpy as np
 from msfreq.errors import ParameterError
 from msfreq.params import is_integer
 
-__all__ = ["KAISER_BETA", "HALF_WIDTH", "resampling_filter", "resample", "resampled_length"]
+__all__ = ["KAISER_BETA", "HALF_WIDTH", "reduced_ratio", "input_reach", "resampling_filter", "resample",
+           "resampled_length"]
 
 #: Kaiser window parameter of the resampling filter.
 KAISER_BETA = 5.0
@@ -37,7 +38,14 @@ KAISER_BETA = 5.0
 HALF_WIDTH = 10
 
 
-def _ratio(up: int, down: int) -> tuple[int, int]:
+def reduced_ratio(up: int, down: int) -> tuple[int, int]:
+    """``up / down`` in lowest terms.
+
+    Examples
+    --------
+    >>> reduced_ratio(48000, 44100)
+    (160, 147)
+    """
     if not (is_integer(up) and is_integer(down) and up >= 1 and down >= 1):
         raise ParameterError(f"up and down must be integers >= 1, got {up!r}, {down!r}")
     up, down = int(up), int(down)
@@ -53,8 +61,22 @@ def resampled_length(n: int, up: int, down: int) -> int:
     >>> resampled_length(44100, 160, 147), resampled_length(5, 1, 2)
     (48000, 3)
     """
-    up, down = _ratio(up, down)
+    up, down = reduced_ratio(up, down)
     return -(-int(n) * up // down)
+
+
+def input_reach(up: int, down: int) -> int:
+    """Input samples beyond either end of a range that its outputs depend on (the filter's
+    half length at the input rate, and two for rounding): a block read with this margin
+    resamples as the whole signal does.
+
+    Examples
+    --------
+    >>> input_reach(160, 147), input_reach(1, 2)
+    (12, 22)
+    """
+    up, down = reduced_ratio(up, down)
+    return HALF_WIDTH * max(up, down) // up + 2
 
 
 @lru_cache(maxsize=4)  # a batch meets a few ratios; an odd one's filter can take megabytes
@@ -69,7 +91,7 @@ def resampling_filter(up: int, down: int) -> np.ndarray:
     >>> taps.shape, round(float(taps.sum()), 12), int(np.argmax(taps))
     ((41,), 1.0, 20)
     """
-    up, down = _ratio(up, down)
+    up, down = reduced_ratio(up, down)
     half = HALF_WIDTH * max(up, down)
     cutoff = 1.0 / max(up, down)  # of the upsampled rate's Nyquist frequency
     offsets = np.arange(-half, half + 1, dtype=np.float64)
@@ -104,7 +126,7 @@ def resample(samples: np.ndarray, up: int, down: int) -> np.ndarray:
     >>> bool(np.abs(y[200:-200] - np.sin(2 * np.pi * 440 * t[200:-200])).max() < 1e-3)
     True
     """
-    up, down = _ratio(up, down)
+    up, down = reduced_ratio(up, down)
     x = np.asarray(samples, dtype=np.float64)
     single = x.ndim == 1
     if single:

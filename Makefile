@@ -58,10 +58,11 @@ quick: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check msfreq tests benchmarks examples
 
-## bench: storage (benchmarks/STORAGE.md), then msfreq against librosa (and Essentia when it
-## installs): benchmarks/RESULTS.md
+## bench: storage (benchmarks/STORAGE.md), --memory (benchmarks/MEMORY.md), then msfreq against
+## librosa (and Essentia when it installs): benchmarks/RESULTS.md
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/storage.py
+	$(BIN)/python benchmarks/memory.py
 	$(BIN)/python benchmarks/cluster.py
 	$(BIN)/python benchmarks/phase.py
 	$(BIN)/python benchmarks/run.py

@@ -105,9 +105,11 @@ def display(path: str | os.PathLike) -> str:
 
 @dataclass(frozen=True)
 class VerifyOptions:
-    """A verify job: check every chunk, and with ``decode`` the decoded samples too."""
+    """A verify job: check every chunk, and with ``decode`` the decoded samples too, the
+    synthesis taking at most ``memory`` bytes (None: the default budget)."""
 
     decode: bool = False
+    memory: int | None = None
 
 
 @dataclass(frozen=True)
@@ -637,7 +639,7 @@ def _verify(job: Job, progress: Callable[[int, int], None]) -> Outcome:
         if job.options.decode and header.storage.magnitudes:
             text += ", magnitudes only (nothing to decode)"
         elif job.options.decode:
-            verify_decode(job.source, progress=progress)
+            verify_decode(job.source, progress=progress, memory=job.options.memory)
             text += {True: f", decodes to exactly {header.decodes_to}",
                      False: ", decodes (not exactly: the file says so)",
                      None: ", decodes (no exactness recorded)"}[header.exact]

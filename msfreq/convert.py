@@ -33,6 +33,7 @@ from msfreq.params import (
     DEFAULT_FILE_DTYPE,
     DEFAULT_ROUND_BITS,
     EXACT_BITS,
+    MIN_BLOCK_BYTES,
     MIN_ROUND_BITS,
     SOURCE_WINDOW_BYTES,
     TransformParams,
@@ -85,6 +86,18 @@ __all__ = [
 
 
 
+def _check_memory(memory: object) -> None:
+    if memory is not None and (not is_integer(memory) or memory < MIN_BLOCK_BYTES):
+        raise ParameterError(f"memory must be None or at least {MIN_BLOCK_BYTES >> 20} MiB "
+                             f"({MIN_BLOCK_BYTES} bytes), got {memory!r}")
+
+
+def _budget(memory: int | None) -> int:
+    """The bytes a transform may take: ``memory``, or by default
+    :data:`~msfreq.params.BLOCK_BYTES`."""
+    return BLOCK_BYTES if memory is None else int(memory)
+
+
 @dataclass(frozen=True)
 class EncodeOptions:
     """How :func:`encode_file` encodes: one value travels from the command line to the writer.
@@ -105,6 +118,11 @@ class EncodeOptions:
         bit-identically; everything else is stored as computed.
     block_seconds : float or None
         Files longer than about this are processed block by block.
+    memory : int or None
+        Bytes the transform may take (None: :data:`~msfreq.params.BLOCK_BYTES`, 560 MiB; at
+        least :data:`~msfreq.params.MIN_BLOCK_BYTES`): files whose transform needs more are
+        processed in blocks with overlapping margins.  More memory, fewer blocks: long
+        high-rate files encode 1.5-2x as fast with 1200 MiB (benchmarks/MEMORY.md).
     workers : int or None
         FFT threads.
     codes : bool
@@ -132,6 +150,7 @@ class EncodeOptions:
     sample_rate: int | None = None
     keep_bits: int | None = None
     block_seconds: float | None = None
+    memory: int | None = None
     workers: int | None = None
     codes: bool = True
     round_bits: int | str | None = DEFAULT_ROUND_BITS
@@ -145,6 +164,7 @@ class EncodeOptions:
             raise ParameterError(f"compression must be one of {COMPRESSIONS}, got {self.compression!r}")
         if self.sample_rate is not None:
             object.__setattr__(self, "sample_rate", _rate(self.sample_rate))
+        _check_memory(self.memory)
         if self.keep_bits is not None:
             mantissa = np.finfo(np.dtype(self.dtype if self.dtype != "auto" else "complex64")).nmant
             bits = self.keep_bits
@@ -172,7 +192,7 @@ class DecodeOptions:
     format, subtype : str or None
         soundfile format and subtype; default the source's (see
         :func:`msfreq.audio.output_format`).
-    block_seconds, workers
+    block_seconds, memory, workers
         As in :class:`EncodeOptions`.
     phase : {"stored", "reconstruct"}
         ``reconstruct`` rebuilds the phase from the magnitudes (:func:`msfreq.reconstruct_phase`,
@@ -184,11 +204,13 @@ class DecodeOptions:
     format: str | None = None
     subtype: str | None = None
     block_seconds: float | None = None
+    memory: int | None = None
     workers: int | None = None
     phase: str = "stored"
     iterations: int = 100
 
     def __post_init__(self) -> None:
+        _check_memory(self.memory)
         if self.phase not in PHASES:
             raise ParameterError(f"phase must be one of {PHASES}, got {self.phase!r}")
         if not is_integer(self.iterations) \
@@ -460,7 +482,7 @@ def decoded_checksum(
     read, n_samples: int, channels: int, grid: Grid, dtype: np.dtype, subtype: str, *,
     block_seconds: float | None = None, workers: int | None = None,
     progress: Progress | None = None, sink=None, grid_bits: int | None = None, fix=None,
-    sink_quantized: bool = False,
+    sink_quantized: bool = False, memory: int | None = None,
 ) -> Checksum:
     """The SHA-256 (and, for integer subtypes, the rounding margin) of the samples that the
     coefficients ``read`` gives access to decode to, in the sample form of a source of
@@ -481,11 +503,13 @@ def decoded_checksum(
     fix : callable, optional
         ``fix(start, samples)`` returns the decoded block that starts at sample ``start``
         (shape (frames, channels)) corrected (see :func:`corrector`), before it is hashed.
+    memory : int, optional
+        Bytes the synthesis may take (see :func:`budget`).
     """
     checksum = Checksum(subtype, grid_bits)
     units = transform_units(n_samples, grid)
     for start, block in synthesize_signal(read, n_samples, channels, grid, dtype,
-                                          block_seconds=block_seconds, memory=BLOCK_BYTES,
+                                          block_seconds=block_seconds, memory=_budget(memory),
                                           workers=workers):
         samples = block.T
         if fix is not None:
@@ -561,7 +585,7 @@ def encode_file(
     chosen = file_dtype(info, options, resampled, rounding)
     n_samples = Resampler.length(info.frames, info.sample_rate, rate) if resampled else info.frames
     schedule = block_schedule(grid, n_samples, info.channels, dtype=chosen,
-                              block_seconds=options.block_seconds, memory=BLOCK_BYTES)
+                              block_seconds=options.block_seconds, memory=_budget(options.memory))
     window = _window_frames(info, grid, None if resampled else schedule)
     with AudioReader(info, window_frames=window) as reader:
         read = Resampler(reader, info.sample_rate, rate).read if resampled else reader.read
@@ -584,7 +608,8 @@ def encode_file(
                 chosen = file_dtype(info, options, resampled, _exact_bits(info, reader.grid_bits()))
                 reading = lambda a, b: samples[a:b]  # noqa: E731
             whole = next(iter(analyze_signal(reading, n_samples, info.channels, grid, chosen,
-                                             memory=BLOCK_BYTES, workers=options.workers)))[3]
+                                             memory=_budget(options.memory),
+                                             workers=options.workers)))[3]
             reading = samples = None
         elif rounding is None and not resampled:
             reader.scan()  # (rounded samples need no scan: their grid is known)
@@ -687,7 +712,8 @@ def _write(destination, reader: AudioReader, target: AudioReader | Rounded, read
         if whole is not None:
             if any(values is None for values in whole):  # an attempt before used them up
                 whole[:] = next(iter(analyze_signal(read, n_samples, info.channels, grid, dtype,
-                                                    memory=BLOCK_BYTES, workers=options.workers)))[3]
+                                                    memory=_budget(options.memory),
+                                                    workers=options.workers)))[3]
             stored = []
             for index in range(len(whole)):
                 stored.append(storage.to_stored(index, whole[index]))
@@ -704,7 +730,8 @@ def _write(destination, reader: AudioReader, target: AudioReader | Rounded, read
         else:
             for first, stop, channels, arrays in analyze_signal(
                 read, n_samples, info.channels, grid, dtype,
-                block_seconds=options.block_seconds, memory=BLOCK_BYTES, workers=options.workers,
+                block_seconds=options.block_seconds, memory=_budget(options.memory),
+                workers=options.workers,
             ):
                 stored = [storage.to_stored(index, values) for index, values in enumerate(arrays)]
                 if any(values is None for values in stored):
@@ -721,7 +748,7 @@ def _write(destination, reader: AudioReader, target: AudioReader | Rounded, read
         if checksum is not None and checking:
             fix = _coder(target, writer, storage.correction_bits) if storage.corrected else None
             decoded = decoded_checksum(frames, n_samples, info.channels, grid, dtype, info.subtype,
-                                       block_seconds=options.block_seconds,
+                                       block_seconds=options.block_seconds, memory=options.memory,
                                        workers=options.workers, progress=verified,
                                        grid_bits=bits, fix=fix)
             # Exact, with room to spare: a decode elsewhere (another block layout, another
@@ -1061,8 +1088,8 @@ def _decode_stored(source, destination, reader, options: DecodeOptions, chosen_f
         read = _frames_of(reader, range(header.n_channels))
         checksum = decoded_checksum(
             read, header.n_samples, header.n_channels, grid, header.dtype, subtype or chosen_subtype,
-            block_seconds=options.block_seconds, workers=options.workers, progress=progress,
-            sink=writer.write, grid_bits=bits, fix=corrector(reader),
+            block_seconds=options.block_seconds, memory=options.memory, workers=options.workers,
+            progress=progress, sink=writer.write, grid_bits=bits, fix=corrector(reader),
             # hashed as written (the same subtype and grid): converted once, for both
             sink_quantized=(subtype or chosen_subtype) == chosen_subtype,
         ).hexdigest()
@@ -1086,9 +1113,11 @@ def _reconstructed(reader, options: DecodeOptions, progress: Progress | None) ->
     return decode(reconstruct_phase(magnitudes, n_iter=options.iterations, progress=progress))
 
 
-def verify_decode(source: str | os.PathLike, *, progress: Progress | None = None) -> Header:
+def verify_decode(source: str | os.PathLike, *, progress: Progress | None = None,
+                  memory: int | None = None) -> Header:
     """Decode the msfreq file ``source`` (writing nothing) and check the result against the
-    source samples; return the header.  A magnitude file has no decode to check.
+    source samples; return the header.  A magnitude file has no decode to check.  ``memory``:
+    bytes the synthesis may take (as in :class:`EncodeOptions`).
 
     Raises
     ------
@@ -1096,6 +1125,7 @@ def verify_decode(source: str | os.PathLike, *, progress: Progress | None = None
         If the file is invalid, a chunk is corrupted, or the file was written as decoding
         exactly and does not.
     """
+    _check_memory(memory)
     header = read_header(source)
     if header.storage.magnitudes:
         return header  # magnitudes only: there is no decode to check
@@ -1106,7 +1136,8 @@ def verify_decode(source: str | os.PathLike, *, progress: Progress | None = None
         read = _frames_of(reader, range(header.n_channels))
         checksum = decoded_checksum(read, header.n_samples, header.n_channels, grid, header.dtype,
                                     subtype or "FLOAT", progress=progress,
-                                    grid_bits=source_grid(header), fix=corrector(reader)).hexdigest()
+                                    grid_bits=source_grid(header), fix=corrector(reader),
+                                    memory=memory).hexdigest()
     if header.exact and checksum != recorded:
         raise FormatError(
             f"{source}: damaged: the decoded samples differ from the source samples that "

@@ -31,6 +31,8 @@ __all__ = [
     "MAX_OVERSAMPLING",
     "MAX_SPAN",
     "BLOCK_SECONDS",
+    "BLOCK_BYTES",
+    "MIN_BLOCK_BYTES",
     "SOURCE_WINDOW_BYTES",
     "TransformParams",
     "resolve_dtype",
@@ -100,6 +102,17 @@ MAX_SPAN = 8
 #: longer than about this is transformed in blocks; files are, when a memory budget demands it
 #: (see :func:`msfreq.transform.block_schedule`).
 BLOCK_SECONDS = 180.0
+#: Memory the transform of one file may take, in bytes, unless told (``--memory``,
+#: ``EncodeOptions.memory``): what one channel's part of a block keeps, or the decoded samples
+#: of all channels, and the transform of one channel over the block and its margins (see
+#: :func:`msfreq.transform.block_schedule`).  The margins span a fixed time (about a minute),
+#: so at high sample rates a larger budget buys longer blocks and much less work: 2 minutes of
+#: 96 kHz 24-bit stereo encode in 8.2 s with this budget and 4.2 s with 1200 MiB
+#: (benchmarks/MEMORY.md).
+BLOCK_BYTES = 560 * 2**20
+#: The smallest memory budget accepted: below it, blocks at high rates are a few seconds behind
+#: a minute of margins (most of the work spent on margins).
+MIN_BLOCK_BYTES = 64 * 2**20
 #: Memory an encode keeps the source's frames decoded last in (see
 #: :class:`msfreq.audio.AudioReader`): a whole 3-minute stereo 16-bit file, or a block's span of
 #: 24-bit stereo up to 192 kHz, so each frame is decoded from the file once instead of once per

@@ -26,7 +26,7 @@ import numpy as np
 from msfreq import fft
 from msfreq.errors import ParameterError
 from msfreq.frames import Plan, get_plan
-from msfreq.params import BLOCK_SECONDS
+from msfreq.params import BLOCK_BYTES, BLOCK_SECONDS
 from msfreq.scales import Grid
 
 __all__ = [
@@ -450,10 +450,6 @@ class BlockSchedule:
         return get_plan(self.grid, self.span_units * self.grid.hop_unit, dtype)
 
 
-#: Memory a block may take, in bytes (what one channel's part of a block keeps, or the
-#: decoded samples of all channels, and the transform of one channel over the block and its
-#: margins); see :func:`block_schedule`.
-BLOCK_BYTES = 560 * 2**20
 #: Bytes per sample, for complex64 (twice as many for complex128): what a signal transformed
 #: whole takes per sample and channel (coefficients of all channels, their stored form, the
 #: transform's temporaries); what one channel's part of a block keeps per sample of the block

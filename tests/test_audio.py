@@ -1146,3 +1146,50 @@ def test_a_mat5_source_decodes_to_a_mat_file(tmp_path):
     assert result.exit_code == 0, result.output
     assert [path.name for path in (tmp_path / "out").iterdir()] == ["take.mat"]
     assert sf.info(str(tmp_path / "out" / "take.mat")).format == "MAT5"
+
+
+def test_a_memory_budget_decides_the_blocks_and_both_ways_are_exact(tmp_path, monkeypatch):
+    """The least budget (64 MiB) puts two minutes of 22.05 kHz audio in blocks with margins
+    where the default transforms it whole; encode, decode and verify take the budget they are
+    given, and the files of both decode bit-identically."""
+    rate = 22050
+    params = TransformParams(bins_per_octave=12)
+    source = write_audio(tmp_path / "long.wav", pcm16(music_like(120 * rate + 7, rate, 1, seed=9) * 0.5),
+                         rate)
+    samples, _ = sf.read(str(source), always_2d=True)
+    schedules, budgets = [], []
+    schedule_of, synthesize = msfreq.convert.block_schedule, msfreq.convert.synthesize_signal
+
+    def block_schedule(*args, **kwargs):
+        schedules.append(schedule_of(*args, **kwargs))
+        return schedules[-1]
+
+    def synthesize_signal(*args, memory, **kwargs):
+        budgets.append(memory)
+        return synthesize(*args, memory=memory, **kwargs)
+
+    monkeypatch.setattr(msfreq.convert, "block_schedule", block_schedule)
+    monkeypatch.setattr(msfreq.convert, "synthesize_signal", synthesize_signal)
+    for memory in (None, msfreq.params.MIN_BLOCK_BYTES):
+        schedules.clear()
+        budgets.clear()
+        h5 = tmp_path / f"{memory}.h5"
+        report = encode_file(source, h5, EncodeOptions(params=params, memory=memory))
+        assert report.exact is True
+        assert (schedules[0] is None) == (memory is None)
+        assert schedules[0] is None or schedules[0].margin_units > 0
+        back = decode_file(h5, tmp_path / f"{memory}.wav", DecodeOptions(memory=memory))
+        msfreq.convert.verify_decode(h5, memory=memory)
+        assert back.identical is True
+        assert np.array_equal(sf.read(str(tmp_path / f"{memory}.wav"), always_2d=True)[0], samples)
+        expected = msfreq.params.BLOCK_BYTES if memory is None else memory
+        assert budgets == [expected] * 3  # the encode's check, the decode, the verification
+
+
+@pytest.mark.parametrize("memory", [1 << 20, msfreq.params.MIN_BLOCK_BYTES - 1, 2.0**30, True, "1G"])
+@pytest.mark.parametrize("options", [EncodeOptions, DecodeOptions])
+def test_a_memory_budget_below_the_least_or_not_a_number_of_bytes_is_refused(options, memory):
+    with pytest.raises(msfreq.ParameterError, match="memory must be None or at least 64 MiB"):
+        options(memory=memory)
+    with pytest.raises(msfreq.ParameterError, match="memory must be"):
+        msfreq.convert.verify_decode("never-read.h5", memory=memory)

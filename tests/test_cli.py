@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from helpers import music_like, pcm16, without_xing, write_audio
 
 import msfreq
+import msfreq.convert
 from msfreq import params
 from msfreq.cli import cli
 
@@ -582,3 +583,31 @@ except SystemExit as exit:
         result = subprocess.run(command, capture_output=True, text=True, timeout=120)
         assert result.stderr == ""
     assert result.stdout.splitlines()[-1] == f"{terminal} 0"
+
+
+@pytest.mark.parametrize(("given", "size"), [
+    ("64M", 64 << 20), ("1200M", 1200 << 20), ("1.5G", 3 << 29), ("2GiB", 2 << 30),
+    ("800mb", 800 << 20), (" 1 t ", 1 << 40), ("65536K", 64 << 20),
+])
+@pytest.mark.parametrize("command", ["encode", "decode", "verify"])
+def test_memory_reaches_the_options(tmp_path, monkeypatch, command, given, size):
+    """--memory SIZE becomes the options' byte budget for every command that transforms."""
+    source = write_audio(tmp_path / "a.wav", pcm16(music_like(4000, 8000, 1)), 8000)
+    msfreq.convert.encode_file(source, tmp_path / "a.wav.h5")
+    planned = []
+    monkeypatch.setattr(msfreq.cli, "_run", lambda verb, plan, **kwargs: planned.append(plan))
+    inputs = [source] if command == "encode" else [tmp_path / "a.wav.h5"]
+    outputs = [] if command == "verify" else ["-o", tmp_path / "out"]
+    result = run(command, *inputs, *outputs, "--memory", given)
+    assert result.exit_code == 0, result.output
+    assert planned[0].jobs[0].options.memory == size
+
+
+@pytest.mark.parametrize("given", ["10M", "63M", "800", "1.5", "x", "-1G", "2 GB extra", "G"])
+@pytest.mark.parametrize("command", ["encode", "decode", "verify"])
+def test_memory_needs_a_unit_and_the_least_budget(tmp_path, command, given):
+    outputs = [] if command == "verify" else ["-o", tmp_path / "out"]
+    result = run(command, tmp_path / "missing", *outputs, "--memory", given)
+    assert result.exit_code == 2
+    assert "--memory" in result.output and repr(given) in result.output
+    assert not (tmp_path / "out").exists()

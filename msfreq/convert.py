@@ -504,7 +504,7 @@ def decoded_checksum(
         ``fix(start, samples)`` returns the decoded block that starts at sample ``start``
         (shape (frames, channels)) corrected (see :func:`corrector`), before it is hashed.
     memory : int, optional
-        Bytes the synthesis may take (see :func:`budget`).
+        Bytes the synthesis may take (default :data:`~msfreq.params.BLOCK_BYTES`).
     """
     checksum = Checksum(subtype, grid_bits)
     units = transform_units(n_samples, grid)

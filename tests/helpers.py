@@ -194,3 +194,88 @@ def write_flac(path: Path, levels: np.ndarray, rate: int, bits: int, *, md5: byt
         out += frame + _crc(frame, 16, 0x8005).to_bytes(2, "big")
     path.write_bytes(bytes(out))
     return path
+
+
+def _decoded(path: Path) -> np.ndarray:
+    from msfreq.convert import decode_file
+
+    out = path.with_name(path.stem + ".decoded.wav")
+    try:
+        decode_file(path, out)
+        return sf.read(str(out), dtype="float64", always_2d=True)[0]
+    finally:
+        out.unlink(missing_ok=True)
+
+
+def _cropped(path: Path) -> dict:
+    import msfreq
+
+    crop = msfreq.Dataset([path], crop_seconds=0.5, seed=0)[0]
+    return {name: np.asarray(values) for name, values in crop.items()}
+
+
+def _read_range(path: Path) -> np.ndarray:
+    from msfreq.convert import read_audio
+
+    return read_audio(path, start=0.25, stop=1.5)[0]
+
+
+def _inspected(path: Path) -> None:
+    from msfreq.report import describe
+
+    describe(path)
+
+
+def _verified(path: Path) -> None:
+    from msfreq.convert import verify_decode
+    from msfreq.store import verify
+
+    verify(path)
+    verify_decode(path)
+
+
+#: Every path that reads an msfreq file, by name: what it gives (None: only whether it passes).
+READING_PATHS = {"decode": _decoded, "range": _read_range, "crop": _cropped,
+                 "inspect": _inspected, "verify": _verified}
+
+
+def _same(got, expected) -> bool:
+    if isinstance(expected, dict):
+        return got.keys() == expected.keys() and all(_same(got[k], expected[k]) for k in got)
+    if expected is None:
+        return got is None
+    return got.shape == expected.shape and np.array_equal(got, expected)
+
+
+def reading_paths(path: Path) -> dict:
+    """What every path in :data:`READING_PATHS` gives for the msfreq file ``path``."""
+    return {name: read(path) for name, read in READING_PATHS.items()}
+
+
+def damaged_reading_case(job, progress) -> Outcome:
+    """Run every reading path on one damaged file (a batch task), each on its own: ``done``
+    with detail the set of verdicts, ``same`` (the undamaged file's numbers) or ``refused`` (a
+    clean MsfreqError); ``failed`` where a path raised anything else or gave other numbers."""
+    import pickle
+
+    import msfreq
+
+    damaged, reference = job
+    expected = pickle.loads(Path(reference).read_bytes())
+    verdicts, problems = set(), []
+    for name, read in READING_PATHS.items():
+        try:
+            got = read(damaged)
+        except msfreq.MsfreqError:
+            verdicts.add("refused")
+            continue
+        except Exception as error:  # a traceback the user would see
+            problems.append(f"{name}: {type(error).__name__}: {error}")
+            continue
+        if _same(got, expected[name]):
+            verdicts.add("same")
+        else:
+            problems.append(f"{name}: different numbers")
+    if problems:
+        return Outcome(job, "failed", "; ".join(problems))
+    return Outcome(job, "done", "", frozenset(verdicts))

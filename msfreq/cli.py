@@ -49,6 +49,7 @@ from msfreq.params import (
     MIN_BLOCK_BYTES,
     TransformParams,
 )
+from msfreq.pool import available_memory
 from msfreq.version import __version__
 
 __all__ = ["main", "cli"]
@@ -99,6 +100,21 @@ _memory_option = click.option(
          f"{BLOCK_BYTES >> 20}M): "
          "longer files go in blocks with a minute of overlap each, so at high sample rates "
          "more memory is much faster (2 minutes of 96 kHz 24-bit stereo: 2x with 1200M).")
+
+
+def _warn_if_memory_short(memory: int | None, jobs: int, plan: Plan) -> None:
+    """One warning line where ``--memory`` times the workers that will run exceeds the memory
+    available now: such a batch would have files fail with 'out of memory' (each said on its
+    line), which the user can avoid before it starts."""
+    workers = min(jobs, len(plan.jobs))
+    available = available_memory()
+    if memory is None or available is None or workers * memory <= available:
+        return
+    gib = 2.0**30
+    click.echo(f"warning: {workers} worker{'s' if workers != 1 else ''} x --memory "
+               f"{memory / gib:.2f} GiB = {workers * memory / gib:.2f} GiB, more than the "
+               f"{available / gib:.2f} GiB of memory available: long files may fail with 'out of "
+               "memory' (fewer -j, or less --memory)", err=True)
 
 
 def _cpu_count() -> int:
@@ -411,6 +427,8 @@ def encode(inputs, output, jobs, overwrite, quiet, debug, scheduler, bins_per_oc
         keep_bits=keep_bits, codes=not no_codes, round_bits=round_bits, memory=memory,
     ))
     plan = _usage(lambda: plan_encode(inputs, output, options, overwrite=overwrite, debug=debug))
+    if scheduler is None:
+        _warn_if_memory_short(memory, jobs, plan)
     _run("encoded", plan, jobs=jobs, quiet=quiet, debug=debug, line=_encode_line,
          scheduler=scheduler)
 
@@ -452,6 +470,8 @@ def decode(inputs, output, jobs, overwrite, quiet, debug, scheduler, audio_forma
         _usage(lambda: output_format("WAV", "PCM_16", format=audio_format, subtype=subtype,
                                      sample_rate=44100, channels=1))
     plan = _usage(lambda: plan_decode(inputs, output, options, overwrite=overwrite, debug=debug))
+    if scheduler is None:
+        _warn_if_memory_short(memory, jobs, plan)
     _run("decoded", plan, jobs=jobs, quiet=quiet, debug=debug, line=_decode_line,
          scheduler=scheduler)
 
@@ -477,6 +497,8 @@ def verify(paths, full, jobs, quiet, memory) -> None:
     jobs_list = [Job(file, file, display(relative), VerifyOptions(decode=full, memory=memory))
                  for file, relative in found]
     plan = Plan(jobs=jobs_list, ignored=ignored, problems=problems)
+    if full:
+        _warn_if_memory_short(memory, jobs, plan)
 
     def line(outcome: Outcome) -> str:
         return f"ok: {display(outcome.job.source)} ({outcome.detail})"

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 
-__all__ = ["Outcome", "run_jobs", "RECYCLE_BYTES"]
+__all__ = ["Outcome", "run_jobs", "RECYCLE_BYTES", "available_memory"]
 
 #: A worker whose resident memory exceeds this after a job is replaced by a fresh one: the FFT
 #: and plan caches of earlier files otherwise add up (measured: a -j 2 batch of ten 2-minute
@@ -68,6 +68,19 @@ def _rss() -> int:
             return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return 0
+
+
+def available_memory() -> int | None:
+    """Bytes of memory that new processes can take without swapping (Linux's MemAvailable),
+    or None where unknown."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 class _Reporter:

@@ -611,3 +611,40 @@ def test_memory_needs_a_unit_and_the_least_budget(tmp_path, command, given):
     assert result.exit_code == 2
     assert "--memory" in result.output and repr(given) in result.output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("available", "jobs", "warned"), [
+    (1 << 30, 1, True),  # one worker, 2 GiB asked, 1 GiB available
+    (3 << 30, 2, True),  # two files, two workers: 4 GiB
+    (3 << 30, 1, False),
+    (None, 8, False),  # unknown: no guess
+])
+@pytest.mark.parametrize("command", ["encode", "decode", "verify"])
+def test_memory_beyond_what_is_available_is_warned_before_the_batch(tmp_path, monkeypatch, command,
+                                                                    available, jobs, warned):
+    """--memory times the workers that will run (at most one per file) against the memory
+    available now: one warning line, and the batch still runs."""
+    folder = tmp_path / "in"
+    (tmp_path / "h5").mkdir()
+    for name in ("a", "b"):
+        source = write_audio(folder / f"{name}.wav", pcm16(music_like(4000, 8000, 1)), 8000)
+        msfreq.convert.encode_file(source, tmp_path / "h5" / f"{name}.wav.h5")
+    monkeypatch.setattr(msfreq.cli, "available_memory", lambda: available)
+    inputs = [f"{folder}/"] if command == "encode" else [f"{tmp_path / 'h5'}/"]
+    outputs = {"encode": ["-o", tmp_path / "out"], "decode": ["-o", tmp_path / "out"],
+               "verify": ["--decode"]}[command]
+    result = run(command, *inputs, *outputs, "-j", jobs, "--memory", "2G")
+    assert result.exit_code == 0, result.output
+    assert ("warning:" in result.output) == warned
+    if warned:
+        workers = min(jobs, 2)
+        assert f"{workers} worker{'s' if workers > 1 else ''} x --memory 2.00 GiB" in result.output
+    assert "ok:" in result.output if command == "verify" else (tmp_path / "out").exists()
+
+
+def test_available_memory_is_what_linux_says():
+    from msfreq.pool import available_memory
+
+    with open("/proc/meminfo") as handle:
+        said = next(int(line.split()[1]) * 1024 for line in handle if line.startswith("MemAvailable:"))
+    assert abs(available_memory() - said) < 256 << 20  # read moments apart

@@ -342,6 +342,16 @@ def _damage_targets(path):
     return np.flatnonzero(data)
 
 
+def _run_cases(jobs: list, task) -> list[Outcome]:
+    """Run ``task`` on every damaged file in two worker processes (a crash or a hang of a
+    minute is a ``failed`` outcome); return one outcome per job."""
+    outcomes: list[Outcome] = []
+    run_jobs(jobs, task, workers=2, time_limit=lambda job: 60.0,
+             crashed=lambda job, reason: Outcome(job, "failed", reason), on_outcome=outcomes.append)
+    assert len(outcomes) == len(jobs)
+    return outcomes
+
+
 @pytest.mark.slow
 def test_metadata_fuzz(valid, tmp_path):
     """Damage metadata bytes at 240 seeded places; every decode must be a clean refusal or
@@ -364,10 +374,7 @@ def test_metadata_fuzz(valid, tmp_path):
         path = tmp_path / f"case{case:03d}.h5"
         path.write_bytes(bytes(damaged))
         jobs.append((path, reference))
-    outcomes: list[Outcome] = []
-    run_jobs(jobs, fuzz_case, workers=2, time_limit=lambda job: 30.0,
-             crashed=lambda job, reason: Outcome(job, "failed", reason), on_outcome=outcomes.append)
-    assert len(outcomes) == len(jobs)
+    outcomes = _run_cases(jobs, fuzz_case)
     failed = [(outcome.job[0].name, outcome.message) for outcome in outcomes if outcome.status == "failed"]
     different = [outcome.job[0].name for outcome in outcomes if outcome.detail == "different"]
     assert failed == [] and different == []
@@ -410,10 +417,7 @@ def test_damage_anywhere_every_reading_path(tmp_path):
         path = tmp_path / f"case{case:03d}.h5"
         path.write_bytes(bytes(raw))
         jobs.append((path, reference))
-    outcomes: list[Outcome] = []
-    run_jobs(jobs, damaged_reading_case, workers=2, time_limit=lambda job: 60.0,
-             crashed=lambda job, reason: Outcome(job, "failed", reason), on_outcome=outcomes.append)
-    assert len(outcomes) == len(jobs)
+    outcomes = _run_cases(jobs, damaged_reading_case)
     assert [(o.job[0].name, o.message) for o in outcomes if o.status != "done"] == []
     refused = sum("refused" in outcome.detail for outcome in outcomes)
     assert refused > 80  # the damage was seen (most bytes are chunks of coefficients)

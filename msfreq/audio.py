@@ -22,6 +22,7 @@ import soundfile as sf
 
 from msfreq.containers import FlacSignature, checked_frames, flac_streaminfo
 from msfreq.errors import AudioError, ParameterError
+from msfreq.params import MAX_SAMPLE_RATE
 from msfreq.store import atomic_path
 
 __all__ = [
@@ -331,6 +332,9 @@ def probe(path: str | os.PathLike, *, whole: bool = True) -> AudioInfo:
                          f"FLAC written as a stream), and libsndfile cannot read it so")
     if info.samplerate < 1 or info.channels < 1:
         raise AudioError(f"{path}: invalid header ({info.samplerate} Hz, {info.channels} channels)")
+    if info.samplerate > MAX_SAMPLE_RATE:
+        raise AudioError(f"{path}: its header says {info.samplerate:,} Hz, above the "
+                         f"{MAX_SAMPLE_RATE:,} Hz msfreq analyses (a damaged header?)")
     frames = checked_frames(path, str(info.format), str(info.subtype), int(info.frames),
                             int(info.channels), int(info.samplerate),
                             str(getattr(info, "extra_info", "")), whole=whole)

@@ -45,6 +45,7 @@ from msfreq.params import (
     DEFAULT_FMIN,
     DEFAULT_ROUND_BITS,
     DEFAULT_TUNING,
+    MAX_SAMPLE_RATE,
     MAX_SPAN,
     MIN_BLOCK_BYTES,
     TransformParams,
@@ -401,7 +402,7 @@ def cli() -> None:
                    "steps plus a correction code per sample (files about 12 % larger, format "
                    "version 3, which msfreq 0.3 reads; version 2, for 0.2, with zstd, gzip or "
                    "none).")
-@click.option("--sample-rate", type=click.IntRange(min=1), default=None,
+@click.option("--sample-rate", type=click.IntRange(1, MAX_SAMPLE_RATE), default=None,
               help="Resample to this rate first, to put a mixed collection on one grid.")
 @_memory_option
 def encode(inputs, output, jobs, overwrite, quiet, debug, scheduler, bins_per_octave, fmin,

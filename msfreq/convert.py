@@ -33,6 +33,7 @@ from msfreq.params import (
     DEFAULT_FILE_DTYPE,
     DEFAULT_ROUND_BITS,
     EXACT_BITS,
+    MAX_SAMPLE_RATE,
     MIN_BLOCK_BYTES,
     MIN_ROUND_BITS,
     SOURCE_WINDOW_BYTES,
@@ -764,8 +765,8 @@ def _write(destination, reader: AudioReader, target: AudioReader | Rounded, read
 
 
 def _rate(value: object) -> int:
-    if not is_integer(value) or value < 1:
-        raise ParameterError(f"sample_rate must be a positive integer, got {value!r}")
+    if not is_integer(value) or not 1 <= value <= MAX_SAMPLE_RATE:
+        raise ParameterError(f"sample_rate must be an integer in 1..{MAX_SAMPLE_RATE:,}, got {value!r}")
     return int(value)
 
 

@@ -25,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 
 from msfreq.errors import ParameterError
-from msfreq.params import TransformParams, is_integer
+from msfreq.params import MAX_SAMPLE_RATE, TransformParams, is_integer
 
 __all__ = [
     "Band",
@@ -246,7 +246,7 @@ def make_grid(sample_rate: int, params: TransformParams) -> Grid:
     Parameters
     ----------
     sample_rate : int
-        Samples per second (>= 1).
+        Samples per second, 1 to :data:`~msfreq.params.MAX_SAMPLE_RATE`.
     params : TransformParams
 
     Returns
@@ -256,13 +256,13 @@ def make_grid(sample_rate: int, params: TransformParams) -> Grid:
     Raises
     ------
     ParameterError
-        If the sample rate leaves room for no full octave above ``params.fmin``, or more
+        If the sample rate is out of range, leaves room for no full octave above ``params.fmin``, or more
         octaves are asked for than fit below the Nyquist frequency.
     """
     if not is_integer(sample_rate):
         raise ParameterError(f"sample_rate must be an integer, got {sample_rate!r}")
-    if sample_rate < 1:
-        raise ParameterError(f"sample_rate must be >= 1, got {sample_rate!r}")
+    if not 1 <= sample_rate <= MAX_SAMPLE_RATE:
+        raise ParameterError(f"sample_rate must be in 1..{MAX_SAMPLE_RATE:,} Hz, got {sample_rate!r}")
     sample_rate = int(sample_rate)
     nyquist = sample_rate / 2
     bins = params.bins_per_octave

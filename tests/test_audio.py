@@ -1193,3 +1193,9 @@ def test_a_memory_budget_below_the_least_or_not_a_number_of_bytes_is_refused(opt
         options(memory=memory)
     with pytest.raises(msfreq.ParameterError, match="memory must be"):
         msfreq.convert.verify_decode("never-read.h5", memory=memory)
+
+
+@pytest.mark.parametrize("rate", [0, -1, msfreq.params.MAX_SAMPLE_RATE + 1, 44100.0, True])
+def test_a_resampling_rate_out_of_range_is_refused(rate):
+    with pytest.raises(msfreq.ParameterError, match=r"sample_rate must be an integer in 1\.\.10,000,000"):
+        EncodeOptions(sample_rate=rate)

@@ -246,6 +246,15 @@ def test_output_tree_blocked_by_a_file(mixed, tmp_path):
     assert "kick.flac" in result.output and (out / "house.wav.h5").exists()
 
 
+def _with_rate(path, rate):
+    """A 16-bit stereo WAV whose header says ``rate`` (and the byte rate that goes with it)."""
+    write_audio(path, pcm16(music_like(12000, 8000, 2)), 8000)
+    raw = bytearray(path.read_bytes())
+    assert raw[12:16] == b"fmt " and int.from_bytes(raw[24:28], "little") == 8000
+    raw[24:32] = rate.to_bytes(4, "little") + (rate * 4 % 2**32).to_bytes(4, "little")
+    path.write_bytes(bytes(raw))
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -253,6 +262,9 @@ def test_output_tree_blocked_by_a_file(mixed, tmp_path):
         (lambda path: write_audio(path, np.array([[0.1], [np.nan], [0.2]] * 100), 44100, subtype="FLOAT"),
          "NaN or infinite"),
         (lambda path: write_audio(path, np.zeros((500, 1)), 20), "too low for one octave"),
+        # damaged headers: a second of padding at 1.6 GHz ran out the batch's time limit
+        (lambda path: _with_rate(path, 1_644_175_168), "its header says 1,644,175,168 Hz, above"),
+        (lambda path: _with_rate(path, params.MAX_SAMPLE_RATE + 1), "its header says 10,000,001 Hz"),
     ],
 )
 def test_bad_audio_files_are_named(tmp_path, make, message):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from msfreq.errors import ParameterError
-from msfreq.params import C0_HZ, MAX_BINS_PER_OCTAVE, TransformParams
+from msfreq.params import C0_HZ, MAX_BINS_PER_OCTAVE, MAX_SAMPLE_RATE, TransformParams
 from msfreq.scales import make_grid, note_name, smooth_number_at_most
 
 
@@ -87,7 +87,9 @@ def test_parameter_errors(kwargs, message):
     ("rate", "params", "message"),
     [
         (40, TransformParams(), "too low for one octave"),
-        (0, TransformParams(), "sample_rate must be >= 1"),
+        (0, TransformParams(), r"sample_rate must be in 1\.\.10,000,000 Hz, got 0"),
+        # a damaged header's rate: every file is padded to about a second at its rate
+        (MAX_SAMPLE_RATE + 1, TransformParams(), "sample_rate must be in 1..10,000,000 Hz"),
         (44100.5, TransformParams(), "sample_rate must be an integer"),
         (8000, TransformParams(n_octaves=12), "do not fit below the Nyquist"),
     ],
@@ -95,6 +97,10 @@ def test_parameter_errors(kwargs, message):
 def test_grid_errors(rate, params, message):
     with pytest.raises(ParameterError, match=message):
         make_grid(rate, params)
+
+
+def test_the_highest_sample_rate_has_a_grid():
+    assert make_grid(MAX_SAMPLE_RATE, TransformParams()).sample_rate == MAX_SAMPLE_RATE
 
 
 def test_parameter_error_is_value_error():

@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 
 from msfreq.errors import FormatError, MsfreqError, ParameterError
-from msfreq.params import DTYPES, MAX_SPAN, TransformParams, is_integer
+from msfreq.params import DTYPES, MAX_SAMPLE_RATE, MAX_SPAN, TransformParams, is_integer
 from msfreq.quantize import FILL_CODE
 from msfreq.representation import Representation
 from msfreq.scales import Band, make_grid
@@ -46,7 +46,6 @@ from msfreq.transform import transform_units
 __all__ = ["Reader", "open_reader", "read_header", "peek", "load", "verify"]
 
 #: Bounds on header values, far beyond any real audio, that keep arithmetic on them sane.
-_MAX_RATE = 10_000_000
 _MAX_CHANNELS = 4096
 _MAX_SAMPLES = 2**48
 #: A chunk may grow this much (plus a little) when a codec cannot compress it.
@@ -289,7 +288,7 @@ def _header(path: Path, handle: h5py.File) -> Header:
         raise _fail(path, f"format_version {version} is not a valid version")
     strict = version >= 2
     get = _Attributes(path, attrs, "", strict=strict)
-    rate = get.integer("sample_rate", 1, _MAX_RATE)
+    rate = get.integer("sample_rate", 1, MAX_SAMPLE_RATE)
     n_samples = get.integer("n_samples", 1, _MAX_SAMPLES)
     n_channels = get.integer("n_channels", 1, _MAX_CHANNELS)
     length = get.integer("length", 1, 2 * _MAX_SAMPLES)

@@ -25,7 +25,7 @@ from msfreq.audio import (
     snap,
     subtype_bits,
 )
-from msfreq.errors import FormatError, ParameterError
+from msfreq.errors import AudioError, FormatError, ParameterError
 from msfreq.params import (
     AUTO_ROUND_BITS,
     COMPRESSIONS,
@@ -33,6 +33,7 @@ from msfreq.params import (
     DEFAULT_FILE_DTYPE,
     DEFAULT_ROUND_BITS,
     EXACT_BITS,
+    MAX_PADDING,
     MAX_SAMPLE_RATE,
     MIN_BLOCK_BYTES,
     MIN_ROUND_BITS,
@@ -585,6 +586,14 @@ def encode_file(
     rounding = _rounding(info, options, resampled)
     chosen = file_dtype(info, options, resampled, rounding)
     n_samples = Resampler.length(info.frames, info.sample_rate, rate) if resampled else info.frames
+    padding = (transform_units(n_samples, grid) * grid.hop_unit - n_samples) * info.channels
+    if padding > MAX_PADDING:
+        raise AudioError(
+            f"{source}: its header says {info.channels:,} channels at {rate:,} Hz for "
+            f"{n_samples:,} frames; padded to a whole lowest-octave hop ({grid.hop_unit:,} "
+            f"samples) it would add {padding:,} samples, more than the {MAX_PADDING:,} msfreq "
+            "adds (a damaged header? with real audio: fewer --bins-per-octave or a higher --fmin "
+            "shorten the hop)")
     schedule = block_schedule(grid, n_samples, info.channels, dtype=chosen,
                               block_seconds=options.block_seconds, memory=_budget(options.memory))
     window = _window_frames(info, grid, None if resampled else schedule)

@@ -31,6 +31,7 @@ __all__ = [
     "MAX_OVERSAMPLING",
     "MAX_SPAN",
     "MAX_SAMPLE_RATE",
+    "MAX_PADDING",
     "BLOCK_SECONDS",
     "BLOCK_BYTES",
     "MIN_BLOCK_BYTES",
@@ -105,6 +106,12 @@ MAX_SPAN = 8
 #: 2.3 s and 408 MB; a damaged W64 header's 1.6 GHz ran out the batch's time limit).
 #: Ultrasonic recorders reach 1-2 MHz.
 MAX_SAMPLE_RATE = 10_000_000
+#: The most samples (all channels together) an encode may add to a file to pad it to a whole
+#: lowest-octave hop.  Real files need far less (a hop is about a second: 8 channels at 192 kHz
+#: pad at most 1.6 million); a damaged header's channel count and rate together could ask for
+#: billions (1,024 channels at 10 MHz: 10 billion, most of an hour of work).  Measured: 4
+#: frames of 1,024 channels at 44.1 kHz (47 million of padding) encode in 12.6 s and 233 MB.
+MAX_PADDING = 2**27
 #: Longest block (seconds) of the block-by-block transform of long audio.  In memory, audio
 #: longer than about this is transformed in blocks; files are, when a memory budget demands it
 #: (see :func:`msfreq.transform.block_schedule`).

@@ -265,6 +265,9 @@ def _with_rate(path, rate):
         # damaged headers: a second of padding at 1.6 GHz ran out the batch's time limit
         (lambda path: _with_rate(path, 1_644_175_168), "its header says 1,644,175,168 Hz, above"),
         (lambda path: _with_rate(path, params.MAX_SAMPLE_RATE + 1), "its header says 10,000,001 Hz"),
+        # ... or a channel count and rate whose padding to a whole hop is hours of work
+        (lambda path: write_audio(path, np.zeros((4, 1024)), params.MAX_SAMPLE_RATE),
+         "1,024 channels at 10,000,000 Hz for 4 frames; padded to a whole lowest-octave hop"),
     ],
 )
 def test_bad_audio_files_are_named(tmp_path, make, message):

@@ -298,7 +298,12 @@ def _unread(path: Path, error: Exception) -> str:
     if streaminfo is not None and streaminfo[0] not in (8, 16, 24):
         return (f"a {streaminfo[0]}-bit FLAC, a depth libsndfile does not read (it reads 8, 16 "
                 f"and 24-bit FLAC): convert it to 24-bit FLAC first, which keeps every sample")
-    return f"not a readable audio file ({_reason(error)})"
+    reason = _reason(error)
+    if reason.startswith("File does not exist or is not a regular file") and path.is_file():
+        # what libsndfile says when its MP3 decoder cannot start (a file cut short after a
+        # frame or two, found by fuzzing): the file is there, its stream is not
+        reason = "libsndfile cannot start decoding it: damaged, cut short, or not audio"
+    return f"not a readable audio file ({reason})"
 
 
 def probe(path: str | os.PathLike, *, whole: bool = True) -> AudioInfo:

@@ -246,6 +246,15 @@ def test_output_tree_blocked_by_a_file(mixed, tmp_path):
     assert "kick.flac" in result.output and (out / "house.wav.h5").exists()
 
 
+def _cut_mp3(path, size):
+    """An MP3 of a second of sound, cut to its first ``size`` bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mp3 = path.with_suffix(".whole")
+    sf.write(str(mp3), music_like(8000, 8000, 2) * 0.5, 8000, format="MP3", subtype="MPEG_LAYER_III")
+    path.write_bytes(mp3.read_bytes()[:size])
+    mp3.unlink()
+
+
 def _with_rate(path, rate):
     """A 16-bit stereo WAV whose header says ``rate`` (and the byte rate that goes with it)."""
     write_audio(path, pcm16(music_like(12000, 8000, 2)), 8000)
@@ -265,6 +274,8 @@ def _with_rate(path, rate):
         # damaged headers: a second of padding at 1.6 GHz ran out the batch's time limit
         (lambda path: _with_rate(path, 1_644_175_168), "its header says 1,644,175,168 Hz, above"),
         (lambda path: _with_rate(path, params.MAX_SAMPLE_RATE + 1), "its header says 10,000,001 Hz"),
+        # an MP3 cut after its first frames: libsndfile said "File does not exist"
+        (lambda path: _cut_mp3(path, 178), "libsndfile cannot start decoding it"),
         # ... or a channel count and rate whose padding to a whole hop is hours of work
         (lambda path: write_audio(path, np.zeros((4, 1024)), params.MAX_SAMPLE_RATE),
          "1,024 channels at 10,000,000 Hz for 4 frames; padded to a whole lowest-octave hop"),

@@ -518,6 +518,15 @@ class AudioReader:
             self._seek(begin)
             raw = self._file.read(stop - begin, dtype=self.info.read_dtype, always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as error:
+            decodable = self._decodable_frames()
+            if decodable is not None:
+                frames, rate = self.info.frames, self.info.sample_rate
+                raise AudioError(
+                    f"{self.info.path}: damaged or cut short: its header says {frames:,} samples "
+                    f"({frames / rate:.2f} s), its stream decodes to about {decodable:,} "
+                    f"({decodable / rate:.2f} s), then fails ({_reason(error)}; an unfinished "
+                    "copy or download?)"
+                ) from None
             raise AudioError(
                 f"{self.info.path}: read failed at frame {start} ({_reason(error)})"
             ) from None
@@ -535,6 +544,24 @@ class AudioReader:
             raw = np.concatenate([raw, missing])
         self.decoded_frames += stop - begin
         return raw
+
+    def _decodable_frames(self) -> int | None:
+        """The frames a fresh decode from the start gives before it fails or ends short of the
+        header's length (a FLAC cut short failed with "read failed at frame 0 (flac decoder
+        lost sync)"); None where it gives them all.  Only after a read failed: one more pass."""
+        count = 0
+        try:
+            with sf.SoundFile(os.fsencode(self.info.path)) as fresh:
+                while count < self.info.frames:
+                    # short reads: a read that fails gives nothing, not the frames before
+                    got = len(fresh.read(min(1024, self.info.frames - count),
+                                         dtype=self.info.read_dtype))
+                    if not got:
+                        return count
+                    count += got
+        except (sf.LibsndfileError, RuntimeError, OSError):
+            return count
+        return None
 
     def _raw(self, start: int, stop: int) -> np.ndarray:
         """Frames ``start:stop`` as read: through the window where there is one."""

@@ -201,6 +201,25 @@ def test_truncated_file_is_refused_not_encoded_in_part(tmp_path):
         encode_file(source, tmp_path / "t.h5")
 
 
+@pytest.mark.parametrize(("kept", "lowest", "highest"), [(0.5, 0.35, 0.55), (0.9, 0.75, 0.95)])
+def test_a_flac_cut_short_says_how_much_it_holds(tmp_path, kept, lowest, highest):
+    """A FLAC cut short (an unfinished download) failed with "read failed at frame 0 (flac
+    decoder lost sync)"; now its line gives the header's length and how far its stream
+    decodes (one more pass, on the failure only)."""
+    rate = 8000
+    source = write_audio(tmp_path / "t.flac", music_like(8 * rate, rate, 2, seed=2) * 0.5, rate)
+    data = source.read_bytes()
+    source.write_bytes(data[: int(len(data) * kept)])
+    with pytest.raises(AudioError) as caught:
+        encode_file(source, tmp_path / "t.h5")
+    message = str(caught.value)
+    assert message.startswith(f"{source}: damaged or cut short: its header says 64,000 samples (8.00 s), "
+                              "its stream decodes to about ")
+    decodable = int(message.split("decodes to about ")[1].split(" ")[0].replace(",", ""))
+    assert lowest * 64000 <= decodable <= highest * 64000
+    assert not (tmp_path / "t.h5").exists()
+
+
 @pytest.mark.parametrize(("source_rate", "target_rate"), [(44100, 48000), (48000, 8000), (8000, 22050)])
 def test_resampler_blocks_match_whole(tmp_path, source_rate, target_rate):
     x = music_like(source_rate, source_rate, 2, seed=4) * 0.5

@@ -421,3 +421,27 @@ def test_damage_anywhere_every_reading_path(tmp_path):
     assert [(o.job[0].name, o.message) for o in outcomes if o.status != "done"] == []
     refused = sum("refused" in outcome.detail for outcome in outcomes)
     assert refused > 80  # the damage was seen (most bytes are chunks of coefficients)
+
+
+def test_a_damaged_object_header_is_named_in_hdf5s_words(valid, tmp_path):
+    """Metadata damage that HDF5 reports (a failed metadata checksum) reads as its own words:
+    0.10.0 wrote "damaged file (KeyError: 'Unable to ...')"."""
+    original = valid / "levels.h5"
+    raw = original.read_bytes()
+    seen = []
+    for at in _damage_targets(original)[::7]:
+        damaged = bytearray(raw)
+        damaged[at : at + 4] = b"\xa5\x5a\xa5\x5a"
+        path = tmp_path / "damaged.h5"
+        path.write_bytes(bytes(damaged))
+        try:
+            msfreq.read_header(path)
+        except FormatError as error:
+            if "damaged file (" in str(error):
+                seen.append(str(error))
+        if len(seen) >= 5:
+            break
+    assert seen
+    for message in seen:
+        assert message.startswith(f"{path}: damaged file (")
+        assert "KeyError" not in message and "OSError" not in message and "('" not in message

@@ -422,7 +422,12 @@ def _guarded(path: Path, action: Callable[[], object]) -> object:
         raise
     except (OSError, RuntimeError, ValueError, KeyError, TypeError, AttributeError,
             IndexError, OverflowError, UnicodeDecodeError) as error:
-        raise _fail(path, f"damaged file ({type(error).__name__}: {_reason(error)})") from None
+        # HDF5's own reports (h5py raises them as OSError, KeyError or RuntimeError) speak for
+        # themselves; a malformed value is named by its Python error
+        reason = _reason(error).strip("'\"")
+        if not isinstance(error, (OSError, KeyError, RuntimeError)):
+            reason = f"{type(error).__name__}: {reason}"
+        raise _fail(path, f"damaged file ({reason})") from None
 
 
 def peek(path: str | os.PathLike, names: Sequence[str]) -> dict[str, object]:

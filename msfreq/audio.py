@@ -69,6 +69,15 @@ _SUFFIX_OF_FORMAT = {
     "MAT5": ".mat", "HTK": ".htk", "SD2": ".sd2", "XI": ".xi", "AVR": ".avr", "WVE": ".wve",
     "MPC2K": ".mpc", "PVF": ".pvf", "SDS": ".sds",
 }
+
+
+def _suffix_of(format: str, subtype: str | None) -> str:
+    """The ending of a file of ``format`` and ``subtype``: Opus in Ogg is ``.opus``."""
+    if format == "OGG" and subtype == "OPUS":
+        return ".opus"
+    return _SUFFIX_OF_FORMAT.get(format, "." + format.lower())
+
+
 #: The format a file name's ending announces, and the subtype where it announces one too (the
 #: endings of the formats libsndfile reads and writes).
 _FORMAT_OF_SUFFIX = {
@@ -735,7 +744,7 @@ def output_format(
                 f"format {chosen} cannot hold subtype {chosen_subtype}; one of "
                 f"{sorted(sf.available_subtypes(chosen))}"
             )
-        suffix = _SUFFIX_OF_FORMAT.get(chosen, "." + chosen.lower())
+        suffix = _suffix_of(chosen, chosen_subtype)
     elif (
         source_format
         and source_subtype
@@ -743,14 +752,14 @@ def output_format(
         and sf.check_format(source_format, source_subtype)
     ):
         chosen, chosen_subtype = source_format, source_subtype
-        suffix = _SUFFIX_OF_FORMAT.get(source_format, "." + source_format.lower())
+        suffix = _suffix_of(source_format, source_subtype)
     elif sample_rate <= 655350 and channels <= 8:
         deep = grid is None or grid > 16
         chosen, chosen_subtype, suffix = "FLAC", "PCM_24" if deep else "PCM_16", ".flac"
     else:
         chosen, chosen_subtype, suffix = "WAV", "FLOAT", ".wav"
     losses = []
-    if chosen_subtype in LOSSY_SUBTYPES and source_subtype not in LOSSY_SUBTYPES:
+    if chosen_subtype in LOSSY_SUBTYPES:  # a lossy source encoded again loses again
         losses.append(f"{chosen_subtype} is a lossy encoding")
     elif _resolution(chosen_subtype) < _held(source_subtype, grid):
         held = (f"the file's {grid}-bit samples" if grid is not None else

@@ -1153,6 +1153,18 @@ def test_a_decode_is_named_as_the_format_it_is_written_in(format):
     assert _FORMAT_OF_SUFFIX[suffix][0] == _ENDING_OF.get(format, format)
 
 
+@pytest.mark.parametrize(("subtype", "suffix"), [("OPUS", ".opus"), ("VORBIS", ".ogg")])
+def test_a_decode_to_ogg_is_named_for_its_codec(subtype, suffix):
+    """``--format OGG --subtype OPUS`` writes Opus: named .opus (0.10.0: .ogg)."""
+    from msfreq.audio import output_format
+
+    assert output_format("FLAC", "PCM_16", format="OGG", subtype=subtype, sample_rate=48000,
+                         channels=1)[:3] == ("OGG", subtype, suffix)
+    # a lossy source encoded again is a loss in those words (0.10.0: "keeps fewer bits")
+    assert output_format("OGG", "OPUS", format="OGG", subtype=subtype, sample_rate=48000,
+                         channels=1, grid=16)[3] == (f"{subtype} is a lossy encoding",)
+
+
 def test_a_mat5_source_decodes_to_a_mat_file(tmp_path):
     from click.testing import CliRunner
 
